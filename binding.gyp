@@ -1,0 +1,34 @@
+{
+  "targets": [
+    {
+      "target_name": "drbd_bisync",
+      "sources": [
+        "native/addon.cc",
+        "native/errors.cc",
+        "native/sys/blockdev.cc",
+        "native/device.cc",
+        "native/extent_ops.cc",
+        "native/bitmap.cc",
+        "native/netlink.cc",
+        "native/compress.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "native"
+      ],
+      "libraries": ["-lzstd"],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "NODE_ADDON_API_CPP_EXCEPTIONS",
+        "XXH_INLINE_ALL",
+        "_FILE_OFFSET_BITS=64",
+        "_GNU_SOURCE"
+      ],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "cflags": ["-O3", "-fvisibility=hidden", "-Wall", "-Wextra"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}

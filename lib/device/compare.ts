@@ -1,0 +1,63 @@
+// Device-to-device bulk operations: diff and copy over extents.
+import { native } from '../native/binding';
+import { BisyncError, ErrorCode } from './errors';
+import { BlockDevice, BulkOptions, batchBytes, checkBlockSize } from './block-device';
+import { Extent, coalesce, fromFlat, toFlat } from './extent';
+import { pipelined } from './pipeline';
+
+/** The whole device as one extent list. */
+export function wholeDevice(dev: BlockDevice): Extent[] {
+  return dev.size > 0 ? [[0, dev.size]] : [];
+}
+
+/** Differing block-aligned extents between a and b, coalesced and ascending. Over the whole devices unless extents are given. */
+export async function* diffDevices(a: BlockDevice, b: BlockDevice, blockSize: number, opts: BulkOptions & { extents?: Iterable<Extent> } = {}): AsyncGenerator<Extent> {
+  checkBlockSize(blockSize);
+  if (a.size !== b.size) {
+    throw new BisyncError(ErrorCode.SIZE_MISMATCH, `'${a.path}' is ${a.size} bytes but '${b.path}' is ${b.size} bytes`);
+  }
+  const extents = opts.extents ?? wholeDevice(a);
+  let done = 0;
+  const results = pipelined(a.validBatches(extents, blockSize, opts), (batch) => {
+    const flat = toFlat(batch);
+    return a.track(b.track(native.compare(a.handle('diff'), a.path, b.handle('diff'), b.path, flat, blockSize)));
+  }, opts);
+  // Batches abut: coalesce across their borders too.
+  yield* coalesceAsync((async function* () {
+    for await (const [batch, flat] of results) {
+      done += batchBytes(batch);
+      opts.onProgress?.(done);
+      yield* fromFlat(flat);
+    }
+  })());
+}
+
+async function* coalesceAsync(src: AsyncIterable<Extent>): AsyncGenerator<Extent> {
+  let cur: [number, number] | undefined;
+  for await (const [off, len] of src) {
+    if (cur && off === cur[0] + cur[1]) cur[1] += len;
+    else {
+      if (cur) yield cur;
+      cur = [off, len];
+    }
+  }
+  if (cur) yield cur;
+}
+
+/** Copies the extents from src to dst (same offsets); returns bytes copied. */
+export async function copyExtents(src: BlockDevice, dst: BlockDevice, extents: Iterable<Extent>, opts: BulkOptions & { blockSize?: number } = {}): Promise<number> {
+  if (!dst.writable) throw new BisyncError(ErrorCode.READ_ONLY, `destination '${dst.path}' was opened read-only`);
+  const unit = Math.max(src.logicalSectorSize, dst.logicalSectorSize, opts.blockSize ?? 512);
+  let done = 0;
+  const checked = (function* () {
+    for (const e of coalesce(extents)) {
+      dst.checkRange(e[0], e[1], 'copy extent');
+      yield e;
+    }
+  })();
+  for await (const [, n] of pipelined(src.validBatches(checked, unit, opts), (batch) => src.track(dst.track(native.copy(src.handle('copy'), src.path, dst.handle('copy'), dst.path, toFlat(batch)))), opts)) {
+    done += n;
+    opts.onProgress?.(done);
+  }
+  return done;
+}

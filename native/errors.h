@@ -1,0 +1,59 @@
+// Errors shaped like Node's SystemError, and the promise-returning worker base
+// that every native operation derives from.
+#pragma once
+#include <napi.h>
+#include <string>
+
+namespace bisync {
+
+// What a failed syscall left behind, captured in Execute() right after the call.
+struct SysError {
+  int err = 0;                  // positive errno
+  const char* syscall = "";     // "open", "pread", "ioctl(BLKGETSIZE64)", ...
+  std::string path;             // device or file the call was about
+  std::string detail;           // optional extra words for the message
+  void Set(int e, const char* call) { err = e; syscall = call; }
+};
+
+// Builds an Error with code, errno (negative, as libuv/Node do), syscall, path.
+Napi::Error MakeSystemError(Napi::Env env, const SysError& e);
+
+// One AsyncWorker per operation: Run() does syscalls on plain C++ data off the
+// JS thread and returns false with err_ filled; Result() builds the JS value.
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  PromiseWorker(Napi::Env env, const char* name)
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  // Keeps a JS value (a Buffer we read from or write into) alive while queued.
+  void Keep(const char* key, Napi::Value v) { Receiver().Set(key, v); }
+
+ protected:
+  virtual bool Run() = 0;
+  virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
+  SysError err_;
+
+ private:
+  void Execute() final {
+    if (!Run()) SetError(err_.syscall);
+  }
+  void OnOK() final { deferred_.Resolve(Result(Env())); }
+  void OnError(const Napi::Error&) final {
+    deferred_.Reject(MakeSystemError(Env(), err_).Value());
+  }
+  Napi::Promise::Deferred deferred_;
+};
+
+// Queues the worker and returns its promise.
+inline Napi::Value Start(PromiseWorker* w) {
+  auto p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+// Argument helpers: the TS layer validates; these only guard against misuse.
+std::string ArgString(const Napi::CallbackInfo& info, size_t i);
+int64_t ArgInt(const Napi::CallbackInfo& info, size_t i);
+bool ArgBool(const Napi::CallbackInfo& info, size_t i);
+
+}  // namespace bisync

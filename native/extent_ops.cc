@@ -1,0 +1,260 @@
+// Bulk work over a list of extents: hash, compare, copy, gather and scatter.
+// Extents come from JS as a Float64Array of [offset, length] pairs that the TS
+// layer has validated (aligned, in range). Each call is one batch; the TS layer
+// keeps several batches in flight.
+#include <string.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "errors.h"
+#include "sys/blockdev.h"
+
+namespace bisync {
+
+namespace {
+
+constexpr size_t kChunk = 4u << 20;  // bytes per read; a multiple of every block size
+
+struct Extent {
+  uint64_t off, len;
+};
+
+std::vector<Extent> ArgExtents(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "extents must be a Float64Array");
+  auto a = info[i].As<Napi::Float64Array>();
+  std::vector<Extent> v(a.ElementLength() / 2);
+  for (size_t k = 0; k < v.size(); k++)
+    v[k] = {static_cast<uint64_t>(a[2 * k]), static_cast<uint64_t>(a[2 * k + 1])};
+  return v;
+}
+
+Napi::Float64Array ExtentsArray(Napi::Env env, const std::vector<Extent>& v) {
+  auto a = Napi::Float64Array::New(env, v.size() * 2);
+  for (size_t k = 0; k < v.size(); k++) {
+    a[2 * k] = static_cast<double>(v[k].off);
+    a[2 * k + 1] = static_cast<double>(v[k].len);
+  }
+  return a;
+}
+
+// Appends [off, off+len) to a list kept sorted by construction, merging
+// with the last entry when adjacent.
+void AppendCoalesced(std::vector<Extent>* out, uint64_t off, uint64_t len) {
+  if (!out->empty() && out->back().off + out->back().len == off) {
+    out->back().len += len;
+  } else {
+    out->push_back({off, len});
+  }
+}
+
+bool IsZero(const uint8_t* p, size_t n) { return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0); }
+
+// One device of a batch: its descriptor, a name for errors, a bounce buffer.
+struct Side {
+  int fd;
+  std::string path;
+  sys::AlignedPtr buf;
+};
+
+// Reads exactly len bytes at off (len may end at an unaligned device end).
+bool ReadExact(Side& s, uint64_t off, size_t len, SysError* err) {
+  sys::Err e;
+  size_t got = 0;
+  if (!sys::PreadFull(s.fd, s.buf.get(), sys::AlignUp(len, 512), off, &got, &e)) {
+    err->Set(e.code, e.syscall);
+    err->path = s.path;
+    return false;
+  }
+  if (got < len) {
+    err->Set(EIO, "pread");
+    err->path = s.path;
+    err->detail = "short read at " + std::to_string(off + got) + ": end of device";
+    return false;
+  }
+  return true;
+}
+
+bool WriteAll(Side& s, const uint8_t* p, size_t len, uint64_t off, SysError* err) {
+  sys::Err e;
+  if (sys::PwriteFull(s.fd, p, len, off, &e)) return true;
+  err->Set(e.code, e.syscall);
+  err->path = s.path;
+  return false;
+}
+
+// Calls fn(offset, length) for every chunk of every extent.
+template <typename Fn>
+bool ForEachChunk(const std::vector<Extent>& extents, Fn fn) {
+  for (const Extent& x : extents)
+    for (uint64_t done = 0; done < x.len;) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, x.len - done));
+      if (!fn(x.off + done, n)) return false;
+      done += n;
+    }
+  return true;
+}
+
+Side MakeSide(const Napi::CallbackInfo& info, size_t i) {
+  return Side{static_cast<int>(ArgInt(info, i)), ArgString(info, i + 1), sys::AlignedPtr(nullptr)};
+}
+
+bool Allocate(Side& s, SysError* err) {
+  s.buf = sys::AllocAligned(kChunk);
+  if (s.buf) return true;
+  err->Set(ENOMEM, "posix_memalign");
+  return false;
+}
+
+// hash(fd, path, extents, blockSize) -> { digests: Buffer(16 per block), zero: Buffer(1 per block) }
+class HashWorker : public PromiseWorker {
+ public:
+  HashWorker(Napi::Env env, Side s, std::vector<Extent> x, uint32_t bs)
+      : PromiseWorker(env, "bisync:hash"), s_(std::move(s)), x_(std::move(x)), bs_(bs) {}
+  bool Run() override {
+    if (!Allocate(s_, &err_)) return false;
+    return ForEachChunk(x_, [&](uint64_t off, size_t n) {
+      if (!ReadExact(s_, off, n, &err_)) return false;
+      for (size_t b = 0; b < n; b += bs_) {
+        const size_t len = std::min<size_t>(bs_, n - b);
+        XXH128_canonical_t c;
+        XXH128_canonicalFromHash(&c, XXH3_128bits(s_.buf.get() + b, len));
+        digests_.insert(digests_.end(), c.digest, c.digest + sizeof c.digest);
+        zero_.push_back(IsZero(s_.buf.get() + b, len) ? 1 : 0);
+      }
+      return true;
+    });
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("digests", Napi::Buffer<uint8_t>::Copy(env, digests_.data(), digests_.size()));
+    o.Set("zero", Napi::Buffer<uint8_t>::Copy(env, zero_.data(), zero_.size()));
+    return o;
+  }
+
+ private:
+  Side s_;
+  std::vector<Extent> x_;
+  uint32_t bs_;
+  std::vector<uint8_t> digests_, zero_;
+};
+
+// compare(fdA, pathA, fdB, pathB, extents, blockSize) -> Float64Array of differing extents
+class CompareWorker : public PromiseWorker {
+ public:
+  CompareWorker(Napi::Env env, Side a, Side b, std::vector<Extent> x, uint32_t bs)
+      : PromiseWorker(env, "bisync:compare"), a_(std::move(a)), b_(std::move(b)), x_(std::move(x)), bs_(bs) {}
+  bool Run() override {
+    if (!Allocate(a_, &err_) || !Allocate(b_, &err_)) return false;
+    return ForEachChunk(x_, [&](uint64_t off, size_t n) {
+      if (!ReadExact(a_, off, n, &err_) || !ReadExact(b_, off, n, &err_)) return false;
+      if (memcmp(a_.buf.get(), b_.buf.get(), n) == 0) return true;
+      for (size_t b = 0; b < n; b += bs_) {
+        const size_t len = std::min<size_t>(bs_, n - b);
+        if (memcmp(a_.buf.get() + b, b_.buf.get() + b, len) != 0) AppendCoalesced(&diff_, off + b, len);
+      }
+      return true;
+    });
+  }
+  Napi::Value Result(Napi::Env env) override { return ExtentsArray(env, diff_); }
+
+ private:
+  Side a_, b_;
+  std::vector<Extent> x_;
+  uint32_t bs_;
+  std::vector<Extent> diff_;
+};
+
+// copy(fdSrc, pathSrc, fdDst, pathDst, extents) -> bytes copied
+class CopyWorker : public PromiseWorker {
+ public:
+  CopyWorker(Napi::Env env, Side src, Side dst, std::vector<Extent> x)
+      : PromiseWorker(env, "bisync:copy"), src_(std::move(src)), dst_(std::move(dst)), x_(std::move(x)) {}
+  bool Run() override {
+    if (!Allocate(src_, &err_)) return false;
+    return ForEachChunk(x_, [&](uint64_t off, size_t n) {
+      if (!ReadExact(src_, off, n, &err_) || !WriteAll(dst_, src_.buf.get(), n, off, &err_)) return false;
+      bytes_ += n;
+      return true;
+    });
+  }
+  Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, static_cast<double>(bytes_)); }
+
+ private:
+  Side src_, dst_;
+  std::vector<Extent> x_;
+  uint64_t bytes_ = 0;
+};
+
+// gather(fd, path, extents, buffer): reads the extents back to back into buffer.
+// scatter(fd, path, extents, buffer): writes buffer's bytes to the extents.
+class GatherScatterWorker : public PromiseWorker {
+ public:
+  GatherScatterWorker(Napi::Env env, Side s, std::vector<Extent> x, uint8_t* data, bool write)
+      : PromiseWorker(env, write ? "bisync:scatter" : "bisync:gather"),
+        s_(std::move(s)), x_(std::move(x)), data_(data), write_(write) {}
+  bool Run() override {
+    if (!Allocate(s_, &err_)) return false;
+    size_t pos = 0;
+    return ForEachChunk(x_, [&](uint64_t off, size_t n) {
+      if (write_) {
+        memcpy(s_.buf.get(), data_ + pos, n);
+        if (!WriteAll(s_, s_.buf.get(), n, off, &err_)) return false;
+      } else {
+        if (!ReadExact(s_, off, n, &err_)) return false;
+        memcpy(data_ + pos, s_.buf.get(), n);
+      }
+      pos += n;
+      return true;
+    });
+  }
+
+ private:
+  Side s_;
+  std::vector<Extent> x_;
+  uint8_t* data_;
+  bool write_;
+};
+
+Napi::Value Hash(const Napi::CallbackInfo& info) {
+  return Start(new HashWorker(info.Env(), MakeSide(info, 0), ArgExtents(info, 2),
+                              static_cast<uint32_t>(ArgInt(info, 3))));
+}
+
+Napi::Value Compare(const Napi::CallbackInfo& info) {
+  return Start(new CompareWorker(info.Env(), MakeSide(info, 0), MakeSide(info, 2), ArgExtents(info, 4),
+                                 static_cast<uint32_t>(ArgInt(info, 5))));
+}
+
+Napi::Value Copy(const Napi::CallbackInfo& info) {
+  return Start(new CopyWorker(info.Env(), MakeSide(info, 0), MakeSide(info, 2), ArgExtents(info, 4)));
+}
+
+Napi::Value GatherScatter(const Napi::CallbackInfo& info, bool write) {
+  auto buf = info[3].As<Napi::Buffer<uint8_t>>();
+  auto* w = new GatherScatterWorker(info.Env(), MakeSide(info, 0), ArgExtents(info, 2), buf.Data(), write);
+  w->Keep("buffer", buf);
+  return Start(w);
+}
+
+}  // namespace
+
+void InitExtentOps(Napi::Env env, Napi::Object exports) {
+  exports.Set("hash", Napi::Function::New(env, Hash, "hash"));
+  exports.Set("compare", Napi::Function::New(env, Compare, "compare"));
+  exports.Set("copy", Napi::Function::New(env, Copy, "copy"));
+  exports.Set("gather", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+                return GatherScatter(i, false); }, "gather"));
+  exports.Set("scatter", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+                return GatherScatter(i, true); }, "scatter"));
+  exports.Set("hashBuffer", Napi::Function::New(env, [](const Napi::CallbackInfo& i) -> Napi::Value {
+                // Synchronous XXH3-128 of a small buffer (batch checksums on the wire).
+                auto b = i[0].As<Napi::Buffer<uint8_t>>();
+                XXH128_canonical_t c;
+                XXH128_canonicalFromHash(&c, XXH3_128bits(b.Data(), b.Length()));
+                return Napi::Buffer<uint8_t>::Copy(i.Env(), c.digest, sizeof c.digest);
+              }, "hashBuffer"));
+}
+
+}  // namespace bisync

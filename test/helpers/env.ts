@@ -1,0 +1,59 @@
+// What the machine offers the tests: root, losetup, drbdmeta. A test that
+// needs what is missing marks itself pending with the reason.
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const isRoot = process.getuid?.() === 0;
+
+export function hasCommand(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** Marks the test or suite pending unless every requirement holds. Returns true when it may run. */
+export function requires(ctx: Mocha.Context, ...needs: Array<'root' | 'losetup' | 'drbdmeta' | 'ip' | 'qemu'>): boolean {
+  for (const need of needs) {
+    const ok =
+      need === 'root' ? isRoot
+        : need === 'qemu' ? hasCommand('qemu-system-x86_64')
+        : hasCommand(need);
+    if (!ok) {
+      ctx.test!.title += ` (pending: needs ${need === 'root' ? 'root' : `${need} installed`})`;
+      ctx.skip();
+    }
+  }
+  return true;
+}
+
+/** A temporary folder removed after the run; RAM-backed when /dev/shm exists. */
+export function tmpDir(prefix = 'bisync-test-'): string {
+  const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+  return fs.mkdtempSync(path.join(base, prefix));
+}
+
+/** A loop device over a new sparse file of the given size; detach() removes both. */
+export interface Loop {
+  device: string;
+  file: string;
+  detach(): void;
+}
+
+export function makeLoop(size: number, opts: { sectorSize?: 512 | 4096; directIo?: boolean; dir?: string } = {}): Loop {
+  const dir = opts.dir ?? tmpDir();
+  const file = path.join(dir, `loop-${process.pid}-${Math.random().toString(36).slice(2)}.img`);
+  fs.writeFileSync(file, '');
+  fs.truncateSync(file, size);
+  const args = ['--find', '--show'];
+  if (opts.sectorSize) args.push('--sector-size', String(opts.sectorSize));
+  if (opts.directIo) args.push('--direct-io=on');
+  const device = execFileSync('losetup', [...args, file], { encoding: 'utf8' }).trim();
+  return {
+    device,
+    file,
+    detach() {
+      spawnSync('losetup', ['-d', device]);
+      fs.rmSync(file, { force: true });
+    },
+  };
+}
