@@ -1,0 +1,232 @@
+// plan, merge, serve, restore-archive: the bidirectional resync commands.
+import { Command, Option } from 'commander';
+import { BisyncError, ErrorCode } from '../../device/errors';
+import { Plan, plan, planDocument } from '../../plan/plan';
+import { LocalEndpoint } from '../../resync/local-endpoint';
+import { Merge, MergeProgress, MergeReport } from '../../resync/merge';
+import { defaultJournalPath } from '../../resync/journal';
+import { restoreArchive } from '../../resync/restore';
+import { ResyncAgent, connectPeer, readPskFile } from '../../transport';
+import type { Endpoint } from '../../transport/endpoint';
+import { Exit, Progress, confirmWrite, formatBytes, parseSize, printJson, println, progress, run } from '../output';
+
+interface PeerOptions {
+  device: string;
+  metaDevice?: string;
+  metaIndex?: string;
+  peer?: string;
+  peerDevice?: string;
+  peerMetaDevice?: string;
+  pskFile?: string;
+  compress?: 'none' | 'zstd';
+  rateLimit?: string;
+  json?: boolean;
+}
+
+function addPeerOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('--device <dev>', 'this node\'s DRBD backing device (resource down)')
+    .option('--meta-device <dev>', 'external meta-data device (default: internal meta-data)')
+    .option('--meta-index <n|flex>', 'index on the external meta-data device, or "flex"', 'flex')
+    .option('--peer <host:port>', 'the peer\'s `drbd-bisync serve` agent')
+    .option('--psk-file <file>', 'pre-shared key file (with --peer)')
+    .option('--peer-device <path>', 'the peer\'s backing device on this host (instead of --peer)')
+    .option('--peer-meta-device <dev>', 'external meta-data device of --peer-device')
+    .addOption(new Option('--compress <alg>', 'compress blocks on the wire').choices(['none', 'zstd']).default('none'))
+    .option('--rate-limit <bytes/s>', 'cap the transfer rate, e.g. 100M')
+    .option('--json', 'print one JSON document');
+}
+
+function metaIndex(v: string | undefined): number | 'flex' | undefined {
+  if (v === undefined || v === 'flex') return 'flex';
+  if (!/^\d+$/.test(v)) throw new RangeError(`--meta-index must be a number or "flex", got '${v}'`);
+  return Number(v);
+}
+
+/** Opens this node's endpoint and the peer's (remote agent, or a second local device). */
+async function openPair(o: PeerOptions, write: boolean): Promise<{ local: LocalEndpoint; peer: Endpoint; label: string; wire?: () => Record<string, number> }> {
+  if (!!o.peer === !!o.peerDevice) throw new RangeError('give exactly one of --peer HOST:PORT and --peer-device PATH');
+  const local = await LocalEndpoint.open(o.device, { write, metaDevice: o.metaDevice, metaIndex: metaIndex(o.metaIndex) });
+  try {
+    if (o.peerDevice) {
+      const peer = await LocalEndpoint.open(o.peerDevice, { write, metaDevice: o.peerMetaDevice, metaIndex: 'flex' });
+      return { local, peer, label: o.peerDevice };
+    }
+    const { host, port } = parseHostPort(o.peer!, '--peer');
+    if (!o.pskFile) throw new RangeError('--peer needs --psk-file FILE');
+    const peer = await connectPeer({
+      host,
+      port,
+      psk: readPskFile(o.pskFile),
+      compression: o.compress ?? 'none',
+      rateLimit: o.rateLimit ? parseSize(o.rateLimit, '--rate-limit') : undefined,
+    });
+    return { local, peer, label: o.peer!, wire: () => ({ ...peer.stats() }) };
+  } catch (e) {
+    await local.close();
+    throw e;
+  }
+}
+
+export function parseHostPort(text: string, what: string, allowAnyPort = false): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  const lowest = allowAnyPort ? 0 : 1;
+  if (!m || port < lowest || port > 65535) throw new RangeError(`${what} must be HOST:PORT (port ${lowest}-65535), got '${text}'`);
+  return { host: m[1] ?? m[2], port };
+}
+
+/** One progress bar per phase, on stderr when it is a TTY. */
+function progressReporter(enabled: boolean): { onProgress: (p: MergeProgress) => void; stop: () => void } {
+  let phase = '';
+  let bar: Progress | undefined;
+  const labels: Record<string, string> = { plan: 'compare overlap', toPeer: 'to peer', toLocal: 'to local', conflicts: 'conflicts', verify: 'verify', finalize: 'finalize' };
+  return {
+    onProgress(p) {
+      if (p.phase !== phase) {
+        bar?.stop();
+        phase = p.phase;
+        bar = progress(labels[p.phase] ?? p.phase, p.totalBytes, enabled && p.phase !== 'finalize');
+      }
+      bar?.update(p.doneBytes);
+    },
+    stop: () => bar?.stop(),
+  };
+}
+
+function printPlan(p: Plan): void {
+  println(`verdict: ${p.verdict} (DRBD rule ${p.rule}): ${p.reason}`);
+  println(`  local ${p.local.host}:${p.local.path} current ${p.local.currentUuid} bitmap ${p.local.bitmapUuid}, changed ${formatBytes(p.local.changedBytes)}${p.local.unclean ? ' (unclean: activity log included)' : ''}`);
+  println(`  peer  ${p.peer.host}:${p.peer.path} current ${p.peer.currentUuid} bitmap ${p.peer.bitmapUuid}, changed ${formatBytes(p.peer.changedBytes)}${p.peer.unclean ? ' (unclean: activity log included)' : ''}`);
+  println(`  to peer: ${formatBytes(p.toPeerBytes)}   to local: ${formatBytes(p.toLocalBytes)}   identical overlap: ${formatBytes(p.identicalOverlapBytes)}   conflicts: ${formatBytes(p.conflictBytes)}`);
+  for (const [off, len] of p.conflicts.slice(0, 20)) println(`  conflict at ${off} (${len} bytes)`);
+  if (p.conflicts.length > 20) println(`  ... and ${p.conflicts.length - 20} more conflicting ranges`);
+}
+
+const exitForVerdict = (p: Plan): number =>
+  p.verdict === 'history-split-brain' || p.verdict === 'unrelated' || p.conflicts.length ? Exit.REFUSED : Exit.OK;
+
+const exitForOutcome: Record<MergeReport['outcome'], number> = {
+  merged: Exit.OK, 'nothing-to-do': Exit.OK, 'left-to-drbd': Exit.OK, 'dry-run': Exit.OK, conflicts: Exit.REFUSED, refused: Exit.REFUSED,
+};
+
+export function registerResyncCommands(program: Command): void {
+  addPeerOptions(program.command('plan').description('classify both nodes by their generation UUIDs and show what a merge would move (exit 0 ok, 1 conflicts or refused, 2 error)'))
+    .action((o: PeerOptions) =>
+      run(!!o.json, async () => {
+        const pair = await openPair(o, false);
+        const bar = progressReporter(!o.json);
+        try {
+          const p = await plan(pair.local, pair.peer, { onProgress: (phase, d, t) => bar.onProgress({ phase: 'plan', doneBytes: d, totalBytes: t }) });
+          bar.stop();
+          if (o.json) printJson(planDocument(p));
+          else printPlan(p);
+          return exitForVerdict(p);
+        } finally {
+          bar.stop();
+          await Promise.all([pair.local.close(), pair.peer.close()]);
+        }
+      }),
+    );
+
+  addPeerOptions(program.command('merge').description('merge both nodes\' changes after a split brain and finalise DRBD meta-data (exit 0 merged or nothing to do, 1 conflicts or refused, 2 error)'))
+    .addOption(new Option('--on-conflict <policy>', 'resolve conflicts: keep this node\'s or the peer\'s blocks').choices(['prefer-local', 'prefer-peer']))
+    .option('--archive <dir>', 'save every block a conflict policy overwrites here first (required with --on-conflict)')
+    .addOption(new Option('--verify <mode>', 'after the transfer compare both sides').choices(['changed', 'full', 'none']).default('changed'))
+    .option('--journal <file>', 'merge journal (default /var/lib/drbd-bisync/<device>.journal.json)')
+    .option('--dry-run', 'plan and report only; write nothing')
+    .option('--yes', 'write without asking')
+    .action((o: PeerOptions & { onConflict?: 'prefer-local' | 'prefer-peer'; archive?: string; verify: 'changed' | 'full' | 'none'; journal?: string; dryRun?: boolean; yes?: boolean }) =>
+      run(!!o.json, async () => {
+        if (o.onConflict && !o.archive) throw new BisyncError(ErrorCode.REFUSED, `--on-conflict ${o.onConflict} needs --archive DIR`);
+        if (!o.dryRun) await confirmWrite(o.yes, `merged blocks and DRBD meta-data to ${o.device} and ${o.peer ?? o.peerDevice}`);
+        const pair = await openPair(o, !o.dryRun);
+        const bar = progressReporter(!o.json);
+        try {
+          const m = new Merge(pair.local, pair.peer, {
+            journal: o.journal ?? defaultJournalPath(o.device),
+            onConflict: o.onConflict,
+            archive: o.archive,
+            verify: o.verify,
+            dryRun: o.dryRun,
+            peerLabel: pair.label,
+          });
+          m.on('progress', bar.onProgress);
+          const report = await m.run();
+          bar.stop();
+          const wire = pair.wire?.() ?? null;
+          if (o.json) printJson({ ...report, wire });
+          else {
+            println(report.message);
+            if (report.outcome === 'conflicts' || report.outcome === 'dry-run') printPlan(planFromDoc(report));
+            if (report.verification) println(`verified ${formatBytes(report.verification.checkedBytes)} (${report.verification.mode}): ${report.verification.ok ? 'identical' : 'DIFFERENT'}`);
+            if (report.finalized) println(`meta-data finalised on both nodes: current UUID ${report.finalized.currentUuid}, bitmaps cleared; \`drbdadm up\` both nodes`);
+            if (report.archive && report.conflictResolution.archivedBytes) println(`overwritten blocks archived in ${report.archive}`);
+            if (wire) println(`on the wire: ${formatBytes(wire.wireBytesSent ?? 0)} sent, ${formatBytes(wire.wireBytesReceived ?? 0)} received`);
+          }
+          return exitForOutcome[report.outcome];
+        } finally {
+          bar.stop();
+          await Promise.all([pair.local.close(), pair.peer.close()]);
+        }
+      }),
+    );
+
+  program
+    .command('serve')
+    .description('serve this node\'s backing device to a `drbd-bisync merge` on the peer, over TLS with a pre-shared key')
+    .requiredOption('--device <dev>', 'this node\'s DRBD backing device (resource down)')
+    .option('--meta-device <dev>', 'external meta-data device')
+    .option('--meta-index <n|flex>', 'index on the external meta-data device, or "flex"', 'flex')
+    .requiredOption('--listen <host:port>', 'address to listen on (port 0: any free port, printed)')
+    .requiredOption('--psk-file <file>', 'pre-shared key file')
+    .option('--once', 'exit after the first session ends')
+    .option('--json', 'print one JSON line when listening and one per session')
+    .action((o: { device: string; metaDevice?: string; metaIndex?: string; listen: string; pskFile: string; once?: boolean; json?: boolean }) =>
+      run(!!o.json, async () => {
+        const { host, port } = parseHostPort(o.listen, '--listen', true);
+        const psk = readPskFile(o.pskFile);
+        const endpoint = await LocalEndpoint.open(o.device, { write: true, metaDevice: o.metaDevice, metaIndex: metaIndex(o.metaIndex) });
+        const agent = new ResyncAgent({ endpoint, psk, listen: { host, port }, once: !!o.once });
+        const addr = await agent.listen();
+        const say = (doc: Record<string, unknown>, text: string): void => {
+          if (o.json) process.stdout.write(`${JSON.stringify(doc)}\n`);
+          else println(text);
+        };
+        say({ event: 'listening', host: addr.host, port: addr.port, device: o.device }, `serving ${o.device} on ${addr.host}:${addr.port}`);
+        agent.on('session', (info: unknown) => say({ event: 'session', info }, `session started: ${JSON.stringify(info)}`));
+        agent.on('session-end', (info: unknown) => say({ event: 'session-end', info }, `session ended: ${JSON.stringify(info)}`));
+        agent.on('error', (e: Error) => process.stderr.write(`drbd-bisync serve: ${e.message}\n`));
+        const stop = (): void => void agent.close();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        await new Promise<void>((resolve) => agent.once('close', resolve));
+        await endpoint.close();
+        return Exit.OK;
+      }),
+    );
+
+  program
+    .command('restore-archive')
+    .description('write archived blocks back to a device (what it overwrites is archived first); use /dev/drbdN on a Primary so DRBD replicates it')
+    .requiredOption('--archive <dir>', 'archive folder written by merge --archive')
+    .requiredOption('--device <dev>', 'device to restore onto')
+    .addOption(new Option('--side <side>', 'only blocks archived from this side of the merge').choices(['local', 'peer']))
+    .option('--dry-run', 'list what would be restored')
+    .option('--yes', 'write without asking')
+    .option('--json', 'print one JSON document')
+    .action((o: { archive: string; device: string; side?: 'local' | 'peer'; dryRun?: boolean; yes?: boolean; json?: boolean }) =>
+      run(!!o.json, async () => {
+        if (!o.dryRun) await confirmWrite(o.yes, `archived blocks to ${o.device}`);
+        const r = await restoreArchive(o.archive, o.device, { side: o.side, dryRun: o.dryRun });
+        if (o.json) printJson(r);
+        else println(`${o.dryRun ? 'would restore' : 'restored'} ${formatBytes(r.restoredBytes)} in ${r.entries} range(s) from ${r.sources.join(', ') || 'nothing'}${r.undo ? `; what it overwrote is in ${r.undo}` : ''}`);
+        return Exit.OK;
+      }),
+    );
+}
+
+/** The human conflict listing reuses printPlan over the report's plan document. */
+function planFromDoc(r: MergeReport): Plan {
+  return r.plan as unknown as Plan;
+}

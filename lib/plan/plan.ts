@@ -1,0 +1,175 @@
+// The plan of a bidirectional resync: which blocks go which way, which blocks
+// both sides wrote identically, and which are real conflicts.
+import { BisyncError, ErrorCode } from '../device/errors';
+import { Extent, batches, coalesce, intersect, subtract, totalBytes } from '../device/extent';
+import { pipelined } from '../device/pipeline';
+import type { Endpoint, EndpointInfo } from '../transport/endpoint';
+import { Classification, classify, uuidsOf } from './classify';
+
+export interface SideSummary {
+  host: string;
+  path: string;
+  currentUuid: string;
+  bitmapUuid: string;
+  /** Bytes this side's change set covers (bitmap plus activity log). */
+  changedBytes: number;
+  /** Meta-data was unclean (a crashed primary): its activity log counted. */
+  unclean: boolean;
+}
+
+export interface Plan extends Classification {
+  dataSize: number;
+  blockSize: number;
+  local: SideSummary;
+  peer: SideSummary;
+  /** Blocks only this node changed: they go to the peer. */
+  toPeer: Extent[];
+  /** Blocks only the peer changed: they come here. */
+  toLocal: Extent[];
+  /** Written on both sides with the same bytes: nothing to do. */
+  identicalOverlap: Extent[];
+  /** Written on both sides with different bytes. */
+  conflicts: Extent[];
+  toPeerBytes: number;
+  toLocalBytes: number;
+  identicalOverlapBytes: number;
+  conflictBytes: number;
+}
+
+export interface PlanOptions {
+  /** Overlap bytes hashed per request (default 64 MiB). */
+  hashBatchBytes?: number;
+  concurrency?: number;
+  signal?: AbortSignal;
+  onProgress?: (phase: 'overlap', doneBytes: number, totalBytes: number) => void;
+}
+
+export async function plan(local: Endpoint, peer: Endpoint, opts: PlanOptions = {}): Promise<Plan> {
+  const [li, pi] = await Promise.all([local.info(), peer.info()]);
+  const { dataSize, blockSize } = checkCompatible(li, pi);
+  const c = classify(uuidsOf(li.metadata!), uuidsOf(pi.metadata!));
+  const [localChanges, peerChanges] = await Promise.all([local.changeSet(), peer.changeSet()]);
+  const base = {
+    ...c,
+    dataSize,
+    blockSize,
+    local: summary(li, localChanges),
+    peer: summary(pi, peerChanges),
+  };
+  if (c.verdict !== 'split-brain') return { ...base, ...oneWay(c, dataSize, localChanges, peerChanges) };
+
+  const overlap = [...intersect(localChanges, peerChanges)];
+  const { identical, conflicts } = await compareOverlap(local, peer, overlap, blockSize, opts);
+  const toPeer = [...subtract(localChanges, peerChanges)];
+  const toLocal = [...subtract(peerChanges, localChanges)];
+  return {
+    ...base,
+    toPeer,
+    toLocal,
+    identicalOverlap: identical,
+    conflicts,
+    toPeerBytes: totalBytes(toPeer),
+    toLocalBytes: totalBytes(toLocal),
+    identicalOverlapBytes: totalBytes(identical),
+    conflictBytes: totalBytes(conflicts),
+  };
+}
+
+/** For the one-way verdicts: what DRBD itself will resync, and which way. */
+function oneWay(c: Classification, dataSize: number, localChanges: Extent[], peerChanges: Extent[]) {
+  const all: Extent[] = dataSize > 0 ? [[0, dataSize]] : [];
+  const union = [...coalesce([...localChanges, ...peerChanges].sort((a, b) => a[0] - b[0]))];
+  const moving = c.fullSync ? all : union;
+  const toPeer = c.verdict === 'local-ahead' ? moving : [];
+  const toLocal = c.verdict === 'peer-ahead' ? moving : [];
+  return {
+    toPeer,
+    toLocal,
+    identicalOverlap: [] as Extent[],
+    conflicts: [] as Extent[],
+    toPeerBytes: totalBytes(toPeer),
+    toLocalBytes: totalBytes(toLocal),
+    identicalOverlapBytes: 0,
+    conflictBytes: 0,
+  };
+}
+
+function checkCompatible(li: EndpointInfo, pi: EndpointInfo): { dataSize: number; blockSize: number } {
+  for (const [side, i] of [['local', li], ['peer', pi]] as const) {
+    if (!i.metadata) {
+      throw new BisyncError(ErrorCode.BAD_METADATA, `${side} device '${i.path}' on ${i.hostname} has no DRBD meta-data`, {
+        hint: 'give the DRBD backing device (with its meta-data), not the /dev/drbdN device',
+      });
+    }
+  }
+  if (li.dataSize !== pi.dataSize) {
+    throw new BisyncError(ErrorCode.SIZE_MISMATCH,
+      `usable sizes differ: local '${li.path}' has ${li.dataSize} bytes, peer '${pi.path}' on ${pi.hostname} has ${pi.dataSize} bytes`,
+      { hint: 'both nodes must be backing devices of the same DRBD resource and volume' });
+  }
+  const bs = li.metadata!.bytesPerBit;
+  if (bs !== pi.metadata!.bytesPerBit) {
+    throw new BisyncError(ErrorCode.BAD_METADATA, `bitmap granularity differs: local ${bs} bytes per bit, peer ${pi.metadata!.bytesPerBit}`);
+  }
+  return { dataSize: li.dataSize, blockSize: bs };
+}
+
+function summary(i: EndpointInfo, changes: Extent[]): SideSummary {
+  const md = i.metadata!;
+  return {
+    host: i.hostname,
+    path: i.path,
+    currentUuid: md.uuids.current,
+    bitmapUuid: md.uuids.bitmap,
+    changedBytes: totalBytes(changes),
+    unclean: !md.clean && md.alExtents.length > 0,
+  };
+}
+
+/** Hashes the overlap on both sides at bitmap granularity and splits it into identical and conflicting blocks. */
+export async function compareOverlap(local: Endpoint, peer: Endpoint, overlap: Extent[], blockSize: number, opts: PlanOptions = {}): Promise<{ identical: Extent[]; conflicts: Extent[] }> {
+  const identical: Extent[] = [];
+  const conflicts: Extent[] = [];
+  const total = totalBytes(overlap);
+  let done = 0;
+  const work = batches(overlap, Math.max(blockSize, opts.hashBatchBytes ?? 64 << 20));
+  const hashBoth = (batch: Extent[]) => Promise.all([local.hash(batch, blockSize), peer.hash(batch, blockSize)]);
+  for await (const [batch, [a, b]] of pipelined(work, hashBoth, { concurrency: opts.concurrency ?? 2, signal: opts.signal })) {
+    let i = 0;
+    for (const [off, len] of batch) {
+      for (let pos = off; pos < off + len; pos += blockSize, i++) {
+        const n = Math.min(blockSize, off + len - pos);
+        const same = a.digests.compare(b.digests, i * 16, i * 16 + 16, i * 16, i * 16 + 16) === 0;
+        push(same ? identical : conflicts, pos, n);
+      }
+    }
+    done += batch.reduce((s, e) => s + e[1], 0);
+    opts.onProgress?.('overlap', done, total);
+  }
+  return { identical, conflicts };
+}
+
+function push(list: Extent[], off: number, len: number): void {
+  const last = list[list.length - 1];
+  if (last && last[0] + last[1] === off) list[list.length - 1] = [last[0], last[1] + len];
+  else list.push([off, len]);
+}
+
+/** The plan's JSON document (the `plan --json` contract). */
+export function planDocument(p: Plan): Record<string, unknown> {
+  return {
+    verdict: p.verdict,
+    rule: p.rule,
+    reason: p.reason,
+    fullSync: p.fullSync,
+    dataSize: p.dataSize,
+    blockSize: p.blockSize,
+    local: p.local,
+    peer: p.peer,
+    toPeerBytes: p.toPeerBytes,
+    toLocalBytes: p.toLocalBytes,
+    identicalOverlapBytes: p.identicalOverlapBytes,
+    conflictBytes: p.conflictBytes,
+    conflicts: p.conflicts,
+  };
+}

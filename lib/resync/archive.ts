@@ -1,0 +1,104 @@
+// The archive of blocks a merge overwrote because of a conflict policy: the
+// loser's bytes, saved durably before they are overwritten, so that
+// `restore-archive` can put them back.
+//
+// Layout of an archive folder: blocks.bin (raw block data, appended) and
+// index.jsonl (one line per saved range, appended after its data is synced).
+// A line names the device, host and side the bytes came from, the device
+// offset and length, where the bytes sit in blocks.bin, and their XXH3-128.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { BisyncError, ErrorCode } from '../device/errors';
+import type { Extent } from '../device/extent';
+import { native } from '../native/binding';
+
+export interface ArchiveEntry {
+  side: 'local' | 'peer';
+  host: string;
+  device: string;
+  offset: number;
+  length: number;
+  dataOffset: number;
+  xxh128: string;
+  savedAt: string;
+}
+
+const DATA = 'blocks.bin';
+const INDEX = 'index.jsonl';
+
+export class Archive {
+  private constructor(readonly dir: string, private dataFd: number, private indexFd: number, private dataEnd: number) {}
+
+  static open(dir: string): Archive {
+    fs.mkdirSync(dir, { recursive: true });
+    const dataFd = fs.openSync(path.join(dir, DATA), 'a');
+    const indexFd = fs.openSync(path.join(dir, INDEX), 'a');
+    syncDir(dir);
+    return new Archive(dir, dataFd, indexFd, fs.fstatSync(dataFd).size);
+  }
+
+  /** Saves data read from `extents` of a device (back to back, as gather returns it); durable on return. */
+  save(source: { side: 'local' | 'peer'; host: string; device: string }, extents: readonly Extent[], data: Buffer): number {
+    const start = this.dataEnd;
+    fs.writeSync(this.dataFd, data);
+    fs.fdatasyncSync(this.dataFd);
+    this.dataEnd += data.length;
+    const savedAt = new Date().toISOString();
+    let pos = 0;
+    const lines = extents.map(([offset, length]) => {
+      const slice = data.subarray(pos, pos + length);
+      const entry: ArchiveEntry = { ...source, offset, length, dataOffset: start + pos, xxh128: native.hashBuffer(slice).toString('hex'), savedAt };
+      pos += length;
+      return JSON.stringify(entry);
+    });
+    fs.writeSync(this.indexFd, `${lines.join('\n')}\n`);
+    fs.fdatasyncSync(this.indexFd);
+    return data.length;
+  }
+
+  close(): void {
+    fs.closeSync(this.dataFd);
+    fs.closeSync(this.indexFd);
+  }
+}
+
+/** Reads an archive's index; a torn last line (a crash mid-append) is ignored. */
+export function readArchiveIndex(dir: string): ArchiveEntry[] {
+  const file = path.join(dir, INDEX);
+  if (!fs.existsSync(file)) throw new BisyncError(ErrorCode.REFUSED, `'${dir}' is not a drbd-bisync archive (no ${INDEX})`);
+  const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
+  const entries: ArchiveEntry[] = [];
+  lines.forEach((line, i) => {
+    try {
+      entries.push(JSON.parse(line) as ArchiveEntry);
+    } catch {
+      if (i !== lines.length - 1) throw new BisyncError(ErrorCode.BAD_METADATA, `archive index ${file}: line ${i + 1} is not JSON`);
+    }
+  });
+  return entries;
+}
+
+/** The bytes of one entry, checked against its digest. */
+export function readArchiveData(dir: string, fd: number, e: ArchiveEntry): Buffer {
+  const buf = Buffer.alloc(e.length);
+  const n = fs.readSync(fd, buf, 0, e.length, e.dataOffset);
+  if (n !== e.length || native.hashBuffer(buf).toString('hex') !== e.xxh128) {
+    throw new BisyncError(ErrorCode.CHECKSUM, `archive ${dir}: data of entry at device offset ${e.offset} (length ${e.length}) is damaged`);
+  }
+  return buf;
+}
+
+export function openArchiveData(dir: string): number {
+  return fs.openSync(path.join(dir, DATA), 'r');
+}
+
+function syncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export { syncDir };

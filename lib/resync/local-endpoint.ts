@@ -1,0 +1,124 @@
+// An Endpoint over a device on this host: the same engine serves a local
+// merge, the peer side of `--peer-device`, and the `serve` agent.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BlockDevice } from '../device/block-device';
+import { BisyncError, ErrorCode, isSystemError } from '../device/errors';
+import type { Extent } from '../device/extent';
+import { DrbdMetadata } from '../drbd';
+import type { MetadataReport, MetadataUpdate } from '../drbd/types';
+import type { BlockHashes, Endpoint, EndpointInfo } from '../transport/endpoint';
+
+export interface LocalEndpointOptions {
+  /** Open for writing (merge) or read-only (plan). Both are exclusive on block devices. */
+  write?: boolean;
+  /** External meta-data device; internal meta-data when absent. */
+  metaDevice?: string;
+  /** Index on the external meta-data device, or 'flex' (flexible external). */
+  metaIndex?: number | 'flex';
+}
+
+export class LocalEndpoint implements Endpoint {
+  private constructor(
+    readonly device: BlockDevice,
+    private readonly metaDevice: BlockDevice | undefined,
+    private md: DrbdMetadata | null,
+  ) {}
+
+  static async open(devicePath: string, opts: LocalEndpointOptions = {}): Promise<LocalEndpoint> {
+    const write = opts.write ?? false;
+    const device = await openExclusive(devicePath, write);
+    let metaDevice: BlockDevice | undefined;
+    try {
+      if (opts.metaDevice) metaDevice = await openExclusive(opts.metaDevice, write);
+      const index = opts.metaDevice ? (opts.metaIndex ?? 'flex') : 'internal';
+      const md = await DrbdMetadata.read(device, { metaDevice, index });
+      return new LocalEndpoint(device, metaDevice, md);
+    } catch (e) {
+      await metaDevice?.close();
+      await device.close();
+      throw e;
+    }
+  }
+
+  private get metadata(): DrbdMetadata {
+    if (!this.md) throw new BisyncError(ErrorCode.BAD_METADATA, `'${this.device.path}' has no DRBD meta-data`);
+    return this.md;
+  }
+
+  async info(): Promise<EndpointInfo> {
+    const report = this.md ? await this.md.report() : null;
+    return {
+      hostname: os.hostname(),
+      path: this.device.path,
+      size: this.device.size,
+      logicalSectorSize: this.device.logicalSectorSize,
+      metadata: report,
+      dataSize: this.md ? this.md.dataSize : this.device.size,
+    };
+  }
+
+  changeSet(opts: { peerNodeId?: number } = {}): Promise<Extent[]> {
+    return this.metadata.changeSet(opts.peerNodeId);
+  }
+
+  async hash(extents: Extent[], blockSize: number): Promise<BlockHashes> {
+    const digests: Buffer[] = [];
+    const zero: Buffer[] = [];
+    for await (const b of this.device.hashExtents(extents, blockSize)) {
+      digests.push(b.digests);
+      zero.push(b.zero);
+    }
+    return { digests: Buffer.concat(digests), zero: Buffer.concat(zero) };
+  }
+
+  read(extents: Extent[]): Promise<Buffer> {
+    return this.device.gather(extents);
+  }
+
+  write(extents: Extent[], data: Buffer): Promise<void> {
+    return this.device.scatter(extents, data);
+  }
+
+  flush(): Promise<void> {
+    return this.device.flush();
+  }
+
+  async writeMetadata(update: MetadataUpdate): Promise<MetadataReport> {
+    await this.metadata.update(update);
+    return this.metadata.report();
+  }
+
+  async close(): Promise<void> {
+    await this.metaDevice?.close();
+    await this.device.close();
+  }
+}
+
+/** Opens a device exclusively; EBUSY becomes an error that says who holds it and what to run. */
+export async function openExclusive(devicePath: string, write: boolean): Promise<BlockDevice> {
+  try {
+    return await BlockDevice.open(devicePath, { write, exclusive: true });
+  } catch (e) {
+    if (isSystemError(e) && e.code === 'EBUSY') {
+      const holder = drbdHolder(devicePath);
+      throw new BisyncError(
+        ErrorCode.REFUSED,
+        holder ? `'${devicePath}' is attached to DRBD (${holder})` : `'${devicePath}' is in use (mounted, or held open exclusively)`,
+        { hint: holder ? 'run `drbdadm down RESOURCE` on this node first' : 'unmount it or stop what holds it (`drbdadm down RESOURCE` if DRBD does)', cause: e },
+      );
+    }
+    throw e;
+  }
+}
+
+/** "drbdN" when a DRBD minor holds the block device, from sysfs. */
+function drbdHolder(devicePath: string): string | undefined {
+  try {
+    const name = path.basename(fs.realpathSync(devicePath));
+    return fs.readdirSync(`/sys/class/block/${name}/holders`).find((h) => h.startsWith('drbd'));
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,312 @@
+// The bidirectional merge: each side's changed blocks go to the other,
+// conflicts are refused or resolved by policy (the loser's bytes archived
+// first), both sides are verified, and DRBD's meta-data is finalised so the
+// resource reconnects UpToDate/UpToDate with nothing left to resync.
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { BisyncError, ErrorCode } from '../device/errors';
+import { Extent, batches, totalBytes, union } from '../device/extent';
+import { pipelined } from '../device/pipeline';
+import { formatUuid } from '../drbd';
+import type { MetadataReport } from '../drbd/types';
+import { Plan, plan as makePlan, planDocument } from '../plan/plan';
+import type { Endpoint } from '../transport/endpoint';
+import { Archive } from './archive';
+import { Journal, JournalState, TransferLane } from './journal';
+
+export type ConflictPolicy = 'prefer-local' | 'prefer-peer';
+export type VerifyMode = 'changed' | 'full' | 'none';
+
+export interface MergeOptions {
+  /** Where the journal lives (required for writing merges; dry runs need none). */
+  journal?: string;
+  /** How to resolve conflicts; without one, conflicts refuse the merge and nothing changes. */
+  onConflict?: ConflictPolicy;
+  /** Archive folder for the blocks a policy overwrites (required with onConflict). */
+  archive?: string;
+  verify?: VerifyMode;
+  dryRun?: boolean;
+  /** Bytes per transfer request (default 8 MiB). */
+  batchBytes?: number;
+  /** Requests in flight per direction (default 4). */
+  concurrency?: number;
+  /** A label for the peer in the journal ("host:port" or a path). */
+  peerLabel?: string;
+  signal?: AbortSignal;
+}
+
+export interface MergeProgress {
+  phase: 'plan' | TransferLane | 'verify' | 'finalize';
+  doneBytes: number;
+  totalBytes: number;
+}
+
+export type MergeOutcome = 'merged' | 'nothing-to-do' | 'left-to-drbd' | 'conflicts' | 'refused' | 'dry-run';
+
+export interface MergeReport {
+  outcome: MergeOutcome;
+  message: string;
+  plan: Record<string, unknown>;
+  movedToPeerBytes: number;
+  movedToLocalBytes: number;
+  conflictResolution: { policy: ConflictPolicy | 'none'; bytes: number; archivedBytes: number } ;
+  archive: string | null;
+  verification: { mode: VerifyMode; checkedBytes: number; ok: boolean } | null;
+  finalized: { currentUuid: string } | null;
+  resumed: boolean;
+}
+
+/** Emits 'progress' (MergeProgress) and 'log' (string) while it runs. */
+export class Merge extends EventEmitter {
+  constructor(private readonly local: Endpoint, private readonly peer: Endpoint, private readonly opts: MergeOptions = {}) {
+    super();
+    if (opts.onConflict && !opts.archive) {
+      throw new BisyncError(ErrorCode.REFUSED, `--on-conflict ${opts.onConflict} needs --archive DIR: overwritten blocks are saved there first`);
+    }
+    if (!opts.dryRun && !opts.journal) throw new BisyncError(ErrorCode.REFUSED, 'a merge that writes needs a journal path');
+  }
+
+  async run(): Promise<MergeReport> {
+    const journal = this.opts.journal && !this.opts.dryRun ? Journal.load(this.opts.journal) : undefined;
+    if (journal?.state.phase === 'finalize') return this.finalizeFromJournal(journal);
+
+    const p = await makePlan(this.local, this.peer, {
+      signal: this.opts.signal,
+      onProgress: (_phase, done, total) => this.emit('progress', { phase: 'plan', doneBytes: done, totalBytes: total }),
+    });
+    if (journal) this.checkSameMerge(journal, p);
+    const early = this.earlyOutcome(p);
+    if (early) return early;
+
+    const policy = this.opts.onConflict ?? 'none';
+    const j = journal ?? Journal.create(this.opts.journal!, this.newJournalState(p, policy));
+    const report = this.emptyReport(p, 'merged', '');
+    report.resumed = journal !== undefined;
+
+    report.movedToPeerBytes = await this.transfer('toPeer', p.toPeer, this.local, this.peer, j);
+    report.movedToLocalBytes = await this.transfer('toLocal', p.toLocal, this.peer, this.local, j);
+    if (p.conflicts.length) {
+      const winnerIsLocal = policy === 'prefer-local';
+      const archive = Archive.open(this.opts.archive!);
+      try {
+        report.conflictResolution.archivedBytes = await this.transfer('conflicts', p.conflicts,
+          winnerIsLocal ? this.local : this.peer, winnerIsLocal ? this.peer : this.local, j, archive, winnerIsLocal ? 'peer' : 'local');
+        report.conflictResolution.bytes = totalBytes(p.conflicts);
+      } finally {
+        archive.close();
+      }
+    }
+    await Promise.all([this.local.flush(), this.peer.flush()]);
+    j.save();
+
+    report.verification = await this.verify(p);
+    if (!report.verification.ok) {
+      throw new BisyncError(ErrorCode.VERIFY, 'verification failed: the two sides still differ after the transfer; meta-data left untouched', {
+        hint: 'run the merge again; it resumes from its journal',
+      });
+    }
+    report.finalized = await this.finalize(j, p);
+    j.remove();
+    report.message = `merged: ${report.movedToPeerBytes} bytes to the peer, ${report.movedToLocalBytes} bytes to this node` +
+      (p.conflicts.length ? `, ${report.conflictResolution.bytes} conflicting bytes resolved (${policy})` : '');
+    return report;
+  }
+
+  /** Verdicts and situations that end before anything is written. */
+  private earlyOutcome(p: Plan): MergeReport | undefined {
+    switch (p.verdict) {
+      case 'in-sync':
+        return this.emptyReport(p, 'nothing-to-do', 'the nodes are in sync: nothing to do');
+      case 'local-ahead':
+      case 'peer-ahead': {
+        const [from, to, bytes] = p.verdict === 'local-ahead' ? ['this node', 'the peer', p.toPeerBytes] : ['the peer', 'this node', p.toLocalBytes];
+        return this.emptyReport(p, 'left-to-drbd',
+          `only ${from} wrote (${p.reason}); DRBD resyncs ${bytes} bytes from ${from} to ${to} by itself on connect: nothing for drbd-bisync to do`);
+      }
+      case 'history-split-brain':
+      case 'unrelated':
+        return this.emptyReport(p, 'refused', `refused: ${p.reason}`);
+      default:
+        break;
+    }
+    if (p.conflicts.length && !this.opts.onConflict) {
+      return this.emptyReport(p, 'conflicts',
+        `${p.conflictBytes} bytes in ${p.conflicts.length} range(s) were written on both nodes with different contents; nothing changed (choose --on-conflict prefer-local|prefer-peer with --archive DIR to resolve)`);
+    }
+    if (this.opts.dryRun) {
+      return this.emptyReport(p, 'dry-run', `dry run: would move ${p.toPeerBytes} bytes to the peer and ${p.toLocalBytes} bytes to this node` +
+        (p.conflicts.length ? ` and resolve ${p.conflictBytes} conflicting bytes (${this.opts.onConflict})` : ''));
+    }
+    return undefined;
+  }
+
+  /**
+   * Moves extents from src to dst in pipelined batches, in ascending order, so
+   * the journal can say "everything below offset X is done". With an archive,
+   * dst's bytes are saved durably before they are overwritten.
+   */
+  private async transfer(lane: TransferLane, extents: Extent[], src: Endpoint, dst: Endpoint, j: Journal, archive?: Archive, loserSide?: 'local' | 'peer'): Promise<number> {
+    const doneBelow = j.state.doneBelow[lane];
+    const todo = clipBelow(extents, doneBelow);
+    const total = totalBytes(todo);
+    const loser = archive ? await dst.info() : undefined;
+    let moved = 0;
+    const step = async (batch: Extent[]): Promise<number> => {
+      const data = await src.read(batch);
+      if (archive) archive.save({ side: loserSide!, host: loser!.hostname, device: loser!.path }, batch, await dst.read(batch));
+      await dst.write(batch, data);
+      return data.length;
+    };
+    this.emit('progress', { phase: lane, doneBytes: 0, totalBytes: total });
+    for await (const [batch, n] of pipelined(batches(todo, this.opts.batchBytes ?? 8 << 20), step, { concurrency: this.opts.concurrency ?? 4, signal: this.opts.signal })) {
+      moved += n;
+      const last = batch[batch.length - 1];
+      j.progress(lane, last[0] + last[1]);
+      this.emit('progress', { phase: lane, doneBytes: moved, totalBytes: total });
+    }
+    j.progress(lane, Number.MAX_SAFE_INTEGER, 0);
+    return moved;
+  }
+
+  /** Compares digests of every moved and conflicting range (or the whole device) on both sides. */
+  private async verify(p: Plan): Promise<{ mode: VerifyMode; checkedBytes: number; ok: boolean }> {
+    const mode = this.opts.verify ?? 'changed';
+    if (mode === 'none') return { mode, checkedBytes: 0, ok: true };
+    const ranges: Extent[] = mode === 'full' ? [[0, p.dataSize]] : [...union(union(p.toPeer, p.toLocal), p.conflicts)];
+    const total = totalBytes(ranges);
+    let checked = 0;
+    let ok = true;
+    const hashBoth = (batch: Extent[]) => Promise.all([this.local.hash(batch, p.blockSize), this.peer.hash(batch, p.blockSize)]);
+    for await (const [batch, [a, b]] of pipelined(batches(ranges, 64 << 20), hashBoth, { concurrency: 2, signal: this.opts.signal })) {
+      if (!a.digests.equals(b.digests)) ok = false;
+      checked += totalBytes(batch);
+      this.emit('progress', { phase: 'verify', doneBytes: checked, totalBytes: total });
+    }
+    return { mode, checkedBytes: checked, ok };
+  }
+
+  /**
+   * Gives both nodes the same new current UUID, no bitmap UUID, the common
+   * ancestor rotated into history, a cleared bitmap, a clean activity log and
+   * consistent/up-to-date flags: DRBD's rule "current UUIDs equal" then means
+   * no resync. The chosen UUID is journalled first, so a crash between the
+   * two writes is finished by the next run.
+   */
+  private async finalize(j: Journal, p: Plan): Promise<{ currentUuid: string }> {
+    const [li, pi] = await Promise.all([this.local.info(), this.peer.info()]);
+    j.state.phase = 'finalize';
+    j.state.final = {
+      current: newCurrentUuid(),
+      localHistory: rotatedHistory(li.metadata!),
+      peerHistory: rotatedHistory(pi.metadata!),
+    };
+    j.save();
+    await this.writeFinal(j);
+    return { currentUuid: j.state.final.current };
+  }
+
+  private async writeFinal(j: Journal): Promise<void> {
+    const f = j.state.final!;
+    this.emit('progress', { phase: 'finalize', doneBytes: 0, totalBytes: 2 });
+    await this.peer.writeMetadata(finalUpdate(f.current, f.peerHistory));
+    this.emit('progress', { phase: 'finalize', doneBytes: 1, totalBytes: 2 });
+    await this.local.writeMetadata(finalUpdate(f.current, f.localHistory));
+    this.emit('progress', { phase: 'finalize', doneBytes: 2, totalBytes: 2 });
+  }
+
+  /** A run that finds the journal in its finalize phase only completes the meta-data writes. */
+  private async finalizeFromJournal(j: Journal): Promise<MergeReport> {
+    await this.writeFinal(j);
+    j.remove();
+    const current = j.state.final!.current;
+    return {
+      ...this.emptyReport(undefined, 'merged', `finished an interrupted merge: both nodes now have current UUID ${current}`),
+      finalized: { currentUuid: current },
+      resumed: true,
+    };
+  }
+
+  /** A journal from another merge (the UUIDs moved on since) must not steer this one. */
+  private checkSameMerge(j: Journal, p: Plan): void {
+    if (j.state.localCurrent !== p.local.currentUuid || j.state.peerCurrent !== p.peer.currentUuid) {
+      throw new BisyncError(ErrorCode.REFUSED,
+        `merge journal '${j.file}' belongs to another merge (UUIDs ${j.state.localCurrent}/${j.state.peerCurrent}, now ${p.local.currentUuid}/${p.peer.currentUuid})`,
+        { hint: 'remove the journal if that merge was abandoned' });
+    }
+    if (j.state.policy !== (this.opts.onConflict ?? 'none') && j.state.doneBelow.conflicts > 0) {
+      throw new BisyncError(ErrorCode.REFUSED, `merge journal '${j.file}' was started with --on-conflict ${j.state.policy}; resume it with the same policy`);
+    }
+  }
+
+  private newJournalState(p: Plan, policy: JournalState['policy']): JournalState {
+    return {
+      version: 1,
+      device: p.local.path,
+      peer: this.opts.peerLabel ?? p.peer.path,
+      startedAt: new Date().toISOString(),
+      localCurrent: p.local.currentUuid,
+      peerCurrent: p.peer.currentUuid,
+      commonBitmap: p.local.bitmapUuid,
+      policy,
+      archive: this.opts.archive ?? null,
+      phase: 'transfer',
+      doneBelow: { toPeer: 0, toLocal: 0, conflicts: 0 },
+    };
+  }
+
+  private emptyReport(p: Plan | undefined, outcome: MergeOutcome, message: string): MergeReport {
+    return {
+      outcome,
+      message,
+      plan: p ? planDocument(p) : {},
+      movedToPeerBytes: 0,
+      movedToLocalBytes: 0,
+      conflictResolution: { policy: this.opts.onConflict ?? 'none', bytes: 0, archivedBytes: 0 },
+      archive: this.opts.archive ?? null,
+      verification: null,
+      finalized: null,
+      resumed: false,
+    };
+  }
+}
+
+/** Runs a merge to completion (the library's one-call form). */
+export function merge(local: Endpoint, peer: Endpoint, opts: MergeOptions = {}, onProgress?: (p: MergeProgress) => void): Promise<MergeReport> {
+  const m = new Merge(local, peer, opts);
+  if (onProgress) m.on('progress', onProgress);
+  return m.run();
+}
+
+/** Extents at or above offset `below` (the part of a lane not yet done). */
+export function clipBelow(extents: Extent[], below: number): Extent[] {
+  if (below <= 0) return extents;
+  const out: Extent[] = [];
+  for (const [off, len] of extents) {
+    if (off + len <= below) continue;
+    out.push(off >= below ? [off, len] : [below, off + len - below]);
+  }
+  return out;
+}
+
+/** A random UUID with bit 0 clear (Secondary) that DRBD does not reserve. */
+function newCurrentUuid(): string {
+  for (;;) {
+    const v = randomBytes(8).readBigUInt64BE() & ~1n;
+    if (v > 4n) return formatUuid(v);
+  }
+}
+
+/** The common generation (the bitmap UUID) moves into history, as DRBD does when a resync finishes. */
+function rotatedHistory(md: MetadataReport): string[] {
+  const keep = md.uuids.history.length;
+  return [md.uuids.bitmap, ...md.uuids.history].slice(0, keep);
+}
+
+function finalUpdate(current: string, history: string[]) {
+  return {
+    uuids: { current, bitmap: formatUuid(0n), history },
+    flags: { consistent: true, wasUpToDate: true, primary: false, crashedPrimary: false, fullSync: false, peerOutdated: false, connected: false },
+    clearBitmap: true,
+    clean: true,
+  };
+}

@@ -1,0 +1,162 @@
+// Makes two DRBD backing devices (image files or block devices) in a chosen
+// relation, the way DRBD leaves them: data written on each side, bitmap bits
+// for those writes, generation UUIDs as DRBD rotates them. The meta-data is
+// written by drbdmeta itself (create-md, then restore-md of a dump), so what
+// drbd-bisync reads is what DRBD's own tool wrote. Used by the demo and tests.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Extent } from '../lib/device/extent';
+
+export interface NodeState {
+  current: bigint;
+  bitmap: bigint;
+  history: [bigint, bigint];
+  /** MDF_* flags; default consistent | was-up-to-date. */
+  flags?: number;
+  /** Byte ranges this node wrote since the split (4 KiB aligned): random data, bitmap bits set. */
+  writes: Extent[];
+}
+
+export interface PairSpec {
+  local: NodeState;
+  peer: NodeState;
+  /** Ranges both nodes wrote with the same bytes (bits set on both). */
+  identicalWrites?: Extent[];
+  /** Fill the whole data area with common random data first (default: leave zeros). */
+  commonData?: boolean;
+}
+
+export const MDF_CONSISTENT = 1 << 0;
+export const MDF_PRIMARY_IND = 1 << 1;
+export const MDF_WAS_UP_TO_DATE = 1 << 4;
+export const MDF_CRASHED_PRIMARY = 1 << 6;
+
+const BLOCK = 4096;
+
+/** Random 64-bit UUID with bit 0 clear, as drbdmeta makes them. */
+export function randomUuid(): bigint {
+  return randomBytes(8).readBigUInt64BE() & ~1n;
+}
+
+/** The classic split brain: both nodes were primary while disconnected, from common generation C. */
+export function splitBrainStates(localWrites: Extent[], peerWrites: Extent[]): { local: NodeState; peer: NodeState } {
+  const c = randomUuid();
+  const h: [bigint, bigint] = [randomUuid(), randomUuid()];
+  return {
+    local: { current: randomUuid(), bitmap: c, history: h, writes: localWrites },
+    peer: { current: randomUuid(), bitmap: c, history: h, writes: peerWrites },
+  };
+}
+
+function drbdmeta(device: string, ...args: string[]): string {
+  fs.mkdirSync('/run/lock', { recursive: true });
+  return execFileSync('drbdmeta', ['--force', '0', 'v08', device, 'internal', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Creates v08 internal meta-data and returns the usable data size in bytes. */
+export function createMetadata(device: string): number {
+  drbdmeta(device, 'create-md');
+  const dump = drbdmeta(device, 'dump-md');
+  const m = /# bm_offset (\d+)/.exec(dump);
+  if (!m) throw new Error(`drbdmeta dump-md of ${device} printed no bm_offset`);
+  return Number(m[1]);
+}
+
+const hex = (v: bigint): string => `0x${v.toString(16).toUpperCase().padStart(16, '0')}`;
+
+/** A dump-md text that restore-md reads: our UUIDs, flags and bitmap. */
+export function dumpText(state: NodeState, dataSize: number, bitExtents: Extent[]): string {
+  const bits = Math.ceil(dataSize / BLOCK);
+  const words = new BigUint64Array(Math.ceil(bits / 64));
+  for (const [off, len] of bitExtents) {
+    for (let b = Math.floor(off / BLOCK); b < Math.ceil((off + len) / BLOCK); b++) words[b >> 6] |= 1n << BigInt(b & 63);
+  }
+  const entries: string[] = [];
+  for (let i = 0; i < words.length; ) {
+    let j = i;
+    while (j < words.length && words[j] === words[i]) j++;
+    entries.push(j - i > 1 ? `${j - i} times ${hex(words[i])};` : `${hex(words[i])};`);
+    i = j;
+  }
+  const flags = state.flags ?? (MDF_CONSISTENT | MDF_WAS_UP_TO_DATE);
+  return [
+    'version "v08";',
+    'uuid {',
+    `    ${hex(state.current)}; ${hex(state.bitmap)}; ${hex(state.history[0])}; ${hex(state.history[1])};`,
+    `    flags 0x${flags.toString(16).padStart(8, '0')};`,
+    '}',
+    `la-size-sect ${dataSize / 512};`,
+    'bm-byte-per-bit 4096;',
+    `device-uuid ${hex(randomUuid())};`,
+    'la-peer-max-bio-size 1048576;',
+    'al-stripes 1;',
+    'al-stripe-size-4k 8;',
+    'bm {',
+    ...entries.map((e) => `    ${e}`),
+    '}',
+    '',
+  ].join('\n');
+}
+
+export function restoreMetadata(device: string, state: NodeState, dataSize: number, bitExtents: Extent[]): void {
+  const file = path.join(os.tmpdir(), `bisync-md-${process.pid}-${Math.random().toString(36).slice(2)}.dump`);
+  fs.writeFileSync(file, dumpText(state, dataSize, bitExtents));
+  try {
+    drbdmeta(device, 'restore-md', file);
+  } finally {
+    fs.rmSync(file, { force: true });
+  }
+}
+
+function writeRanges(fd: number, ranges: Extent[], data: (len: number) => Buffer): void {
+  for (const [off, len] of ranges) fs.writeSync(fd, data(len), 0, len, off);
+}
+
+/**
+ * Lays out both devices: meta-data, common data, each side's writes, and the
+ * meta-data DRBD would have after both sides went down. Returns the usable size.
+ */
+export function makePair(localDevice: string, peerDevice: string, spec: PairSpec): number {
+  const dataSize = createMetadata(localDevice);
+  const peerSize = createMetadata(peerDevice);
+  if (peerSize !== dataSize) throw new Error(`devices differ in usable size: ${dataSize} vs ${peerSize}`);
+  const identical = spec.identicalWrites ?? [];
+  const shared = identical.map(([, len]) => randomBytes(len));
+  for (const [device, node] of [[localDevice, spec.local], [peerDevice, spec.peer]] as const) {
+    const fd = fs.openSync(device, 'r+');
+    try {
+      if (spec.commonData) writeCommon(fd, dataSize);
+      writeRanges(fd, node.writes, (len) => randomBytes(len));
+      identical.forEach(([off, len], i) => fs.writeSync(fd, shared[i], 0, len, off));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    restoreMetadata(device, node, dataSize, [...node.writes, ...identical].sort((a, b) => a[0] - b[0]));
+  }
+  return dataSize;
+}
+
+/** Same pseudo-random bytes on both devices (seeded by offset), so the base data is shared history. */
+function writeCommon(fd: number, size: number): void {
+  const chunk = Buffer.alloc(1 << 20);
+  for (let off = 0; off < size; off += chunk.length) {
+    for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE(((off + i) * 2654435761) >>> 0, i);
+    fs.writeSync(fd, chunk, 0, Math.min(chunk.length, size - off), off);
+  }
+}
+
+/** Random block-aligned ranges inside [0, size), sorted and disjoint from `avoid`. */
+export function randomRanges(size: number, count: number, maxBlocks: number, avoid: Extent[] = []): Extent[] {
+  const out: Extent[] = [];
+  const taken = (o: number, l: number): boolean => [...avoid, ...out].some(([a, b]) => o < a + b && a < o + l);
+  for (let tries = 0; out.length < count && tries < count * 50; tries++) {
+    const blocks = 1 + Math.floor(Math.random() * maxBlocks);
+    const off = Math.floor(Math.random() * (size / BLOCK - blocks)) * BLOCK;
+    if (!taken(off, blocks * BLOCK)) out.push([off, blocks * BLOCK]);
+  }
+  return out.sort((a, b) => a[0] - b[0]);
+}
