@@ -23,10 +23,12 @@ Napi::Error MakeSystemError(Napi::Env env, const SysError& e);
 class PromiseWorker : public Napi::AsyncWorker {
  public:
   PromiseWorker(Napi::Env env, const char* name)
-      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)),
+        kept_(Napi::Persistent(Napi::Object::New(env))) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
   // Keeps a JS value (a Buffer we read from or write into) alive while queued.
-  void Keep(const char* key, Napi::Value v) { Receiver().Set(key, v); }
+  // (The base class's Receiver() is an empty reference with this constructor.)
+  void Keep(const char* key, Napi::Value v) { kept_.Set(key, v); }
 
  protected:
   virtual bool Run() = 0;
@@ -42,6 +44,7 @@ class PromiseWorker : public Napi::AsyncWorker {
     deferred_.Reject(MakeSystemError(Env(), err_).Value());
   }
   Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference kept_;
 };
 
 // Queues the worker and returns its promise.
