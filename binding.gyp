@@ -10,6 +10,7 @@
         "native/extent_ops.cc",
         "native/bitmap.cc",
         "native/netlink.cc",
+        "native/sys/genl.cc",
         "native/compress.cc"
       ],
       "include_dirs": [
