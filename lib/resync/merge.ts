@@ -12,6 +12,7 @@ import type { MetadataReport } from '../drbd/types';
 import { Plan, plan as makePlan, planDocument } from '../plan/plan';
 import type { Endpoint } from '../transport/endpoint';
 import { Archive } from './archive';
+import { failpoint } from './failpoint';
 import { Journal, JournalState, TransferLane } from './journal';
 
 export type ConflictPolicy = 'prefer-local' | 'prefer-peer';
@@ -153,7 +154,10 @@ export class Merge extends EventEmitter {
     let moved = 0;
     const step = async (batch: Extent[]): Promise<number> => {
       const data = await src.read(batch);
-      if (archive) archive.save({ side: loserSide!, host: loser!.hostname, device: loser!.path }, batch, await dst.read(batch));
+      if (archive) {
+        archive.save({ side: loserSide!, host: loser!.hostname, device: loser!.path }, batch, await dst.read(batch));
+        failpoint('after-archive');
+      }
       await dst.write(batch, data);
       return data.length;
     };
@@ -162,6 +166,7 @@ export class Merge extends EventEmitter {
       moved += n;
       const last = batch[batch.length - 1];
       j.progress(lane, last[0] + last[1]);
+      if (moved >= total / 2) failpoint('mid-transfer');
       this.emit('progress', { phase: lane, doneBytes: moved, totalBytes: total });
     }
     j.progress(lane, Number.MAX_SAFE_INTEGER, 0);
@@ -201,6 +206,7 @@ export class Merge extends EventEmitter {
       peerHistory: rotatedHistory(pi.metadata!),
     };
     j.save();
+    failpoint('before-finalize');
     await this.writeFinal(j);
     return { currentUuid: j.state.final.current };
   }
@@ -209,6 +215,7 @@ export class Merge extends EventEmitter {
     const f = j.state.final!;
     this.emit('progress', { phase: 'finalize', doneBytes: 0, totalBytes: 2 });
     await this.peer.writeMetadata(finalUpdate(f.current, f.peerHistory));
+    failpoint('between-finalize-writes');
     this.emit('progress', { phase: 'finalize', doneBytes: 1, totalBytes: 2 });
     await this.local.writeMetadata(finalUpdate(f.current, f.localHistory));
     this.emit('progress', { phase: 'finalize', doneBytes: 2, totalBytes: 2 });

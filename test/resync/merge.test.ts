@@ -1,0 +1,215 @@
+// Bidirectional merges between two backing devices on one host
+// (--peer-device): devices whose DRBD meta-data drbdmeta wrote, the result
+// compared byte for byte with the expected merge and the meta-data checked
+// with drbdmeta.
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Extent, intersect, subtract, union } from '../../lib/device/extent';
+import { plan } from '../../lib/plan/plan';
+import { LocalEndpoint } from '../../lib/resync/local-endpoint';
+import { Merge } from '../../lib/resync/merge';
+import { randomRanges, randomUuid, splitBrainStates } from '../../scripts/split-brain';
+import { cli, cliJson } from '../helpers/cli';
+import { requires } from '../helpers/env';
+import { Pair, drbdmetaView, overlay, readAll, readRange, setupPair } from '../helpers/pair';
+
+const SIZE = 24 << 20;
+
+async function runMerge(p: Pair, opts: ConstructorParameters<typeof Merge>[2] = {}) {
+  const local = await LocalEndpoint.open(p.local, { write: !opts.dryRun });
+  const peer = await LocalEndpoint.open(p.peer, { write: !opts.dryRun });
+  try {
+    return await new Merge(local, peer, { journal: path.join(p.dir, 'journal.json'), ...opts }).run();
+  } finally {
+    await Promise.all([local.close(), peer.close()]);
+  }
+}
+
+function assertFinalized(p: Pair): void {
+  const [a, b] = [drbdmetaView(p.local), drbdmetaView(p.peer)];
+  assert.equal(a.current, b.current, 'same current UUID on both nodes');
+  assert.equal(a.bitmap, '0000000000000000');
+  assert.equal(b.bitmap, '0000000000000000');
+  assert.equal(a.bitsSet, 0);
+  assert.equal(b.bitsSet, 0);
+  assert.ok(a.consistent && a.wasUpToDate && b.consistent && b.wasUpToDate);
+  assert.ok(!a.unclean && !b.unclean, 'clean meta-data');
+}
+
+function assertData(p: Pair, expected: Buffer): void {
+  assert.ok(readRange(p.local, 0, p.dataSize).equals(expected), 'local data is the expected merge');
+  assert.ok(readRange(p.peer, 0, p.dataSize).equals(expected), 'peer data is the expected merge');
+}
+
+describe('merge (two devices on one host)', function () {
+  let p: Pair | undefined;
+  beforeEach(function () {
+    requires(this, 'drbdmeta');
+  });
+  afterEach(() => {
+    p?.cleanup();
+    p = undefined;
+  });
+
+  it('merges disjoint random changes both ways and finalises meta-data', async () => {
+    const a = randomRanges(SIZE / 2, 30, 40);
+    const b = randomRanges(SIZE - (2 << 20), 30, 40, a);
+    p = setupPair(SIZE, { ...splitBrainStates(a, b), commonData: true });
+    const report = await runMerge(p);
+    assert.equal(report.outcome, 'merged');
+    assert.equal(report.movedToPeerBytes, a.reduce((s, e) => s + e[1], 0));
+    assert.equal(report.movedToLocalBytes, b.reduce((s, e) => s + e[1], 0));
+    assert.equal(report.verification?.ok, true);
+    assertData(p, overlay(p.before.local, p.before.peer, b));
+    assertFinalized(p);
+  });
+
+  it('treats blocks both sides wrote identically as no conflict', async () => {
+    const shared = randomRanges(SIZE / 2, 10, 8);
+    const a = randomRanges(SIZE / 2, 10, 8, shared);
+    const b = randomRanges(SIZE / 2, 10, 8, [...shared, ...a]);
+    p = setupPair(SIZE, { ...splitBrainStates(a, b), identicalWrites: shared });
+    const pl = await planFor(p);
+    assert.equal(pl.verdict, 'split-brain');
+    assert.equal(pl.conflictBytes, 0);
+    assert.equal(pl.identicalOverlapBytes, shared.reduce((s, e) => s + e[1], 0));
+    const report = await runMerge(p);
+    assert.equal(report.outcome, 'merged');
+    assertData(p, overlay(p.before.local, p.before.peer, b));
+    assertFinalized(p);
+  });
+
+  it('refuses overlapping different writes, changing nothing (exit 1)', () => {
+    const a = randomRanges(SIZE / 2, 12, 16);
+    const b: Extent[] = [...union(a.slice(0, 3), randomRanges(SIZE / 2, 6, 4, a))];
+    p = setupPair(SIZE, splitBrainStates(a, b));
+    const r = cliJson<{ outcome: string; plan: { conflicts: Extent[]; conflictBytes: number } }>(['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--journal', path.join(p.dir, 'j.json')]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(r.doc.outcome, 'conflicts');
+    assert.deepEqual(r.doc.plan.conflicts, [...intersect(a, b)]);
+    assert.ok(readAll(p.local).equals(p.before.localFile), 'local device unchanged, meta-data included');
+    assert.ok(readAll(p.peer).equals(p.before.peerFile), 'peer device unchanged, meta-data included');
+    assert.ok(!fs.existsSync(path.join(p.dir, 'j.json')), 'no journal was written');
+  });
+
+  it('resolves conflicts by policy, archiving the loser first; restore-archive brings it back', async () => {
+    const a = randomRanges(SIZE / 2, 12, 16);
+    const b: Extent[] = [...union(a.slice(0, 4), randomRanges(SIZE / 2, 6, 4, a))];
+    p = setupPair(SIZE, splitBrainStates(a, b));
+    const conflicts = [...intersect(a, b)];
+    const archive = path.join(p.dir, 'archive');
+    const report = await runMerge(p, { onConflict: 'prefer-local', archive });
+    assert.equal(report.outcome, 'merged');
+    assert.equal(report.conflictResolution.archivedBytes, conflicts.reduce((s, e) => s + e[1], 0));
+    assertData(p, overlay(p.before.local, p.before.peer, [...subtract(b, a)]));
+    assertFinalized(p);
+    const r = cli(['restore-archive', '--archive', archive, '--device', p.peer, '--yes']);
+    assert.equal(r.status, 0, r.stderr);
+    const restored = readRange(p.peer, 0, p.dataSize);
+    for (const [off, len] of conflicts) assert.ok(restored.subarray(off, off + len).equals(p.before.peer.subarray(off, off + len)), `peer's own bytes back at ${off}`);
+  });
+
+  it('prefer-peer keeps the peer\'s blocks everywhere it wrote', async () => {
+    const a = randomRanges(SIZE / 2, 8, 16);
+    const b: Extent[] = [...union(a.slice(1, 3), randomRanges(SIZE / 2, 6, 4, a))];
+    p = setupPair(SIZE, splitBrainStates(a, b));
+    const report = await runMerge(p, { onConflict: 'prefer-peer', archive: path.join(p.dir, 'archive') });
+    assert.equal(report.outcome, 'merged');
+    assertData(p, overlay(p.before.local, p.before.peer, b));
+  });
+
+  for (const [name, relation, verdict] of [
+    ['unrelated data', 'unrelated', 'unrelated'],
+    ['a split brain known only through history', 'history', 'history-split-brain'],
+  ] as const) {
+    it(`refuses ${name} (exit 1), changing nothing`, () => {
+      const h = randomUuid();
+      const local = { current: randomUuid(), bitmap: randomUuid(), history: [relation === 'history' ? h : randomUuid(), 0n] as [bigint, bigint], writes: randomRanges(SIZE / 2, 3, 2) };
+      const peer = { current: randomUuid(), bitmap: randomUuid(), history: [randomUuid(), relation === 'history' ? h : randomUuid()] as [bigint, bigint], writes: randomRanges(SIZE / 2, 3, 2) };
+      p = setupPair(SIZE, { local, peer });
+      const r = cliJson<{ outcome: string; plan: { verdict: string; reason: string } }>(['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--journal', path.join(p.dir, 'j.json')]);
+      assert.equal(r.status, 1, r.stderr);
+      assert.equal(r.doc.outcome, 'refused');
+      assert.equal(r.doc.plan.verdict, verdict);
+      assert.ok(readAll(p.local).equals(p.before.localFile) && readAll(p.peer).equals(p.before.peerFile));
+    });
+  }
+
+  it('says which side is ahead after a one-sided outage and leaves the resync to DRBD', () => {
+    const c = randomUuid();
+    const h: [bigint, bigint] = [randomUuid(), 0n];
+    const writes = randomRanges(SIZE / 2, 5, 4);
+    p = setupPair(SIZE, { local: { current: c, bitmap: 0n, history: h, writes: [] }, peer: { current: randomUuid(), bitmap: c, history: h, writes } });
+    const pl = cliJson<{ verdict: string; toLocalBytes: number; toPeerBytes: number }>(['plan', '--device', p.local, '--peer-device', p.peer]);
+    assert.equal(pl.status, 0, pl.stderr);
+    assert.equal(pl.doc.verdict, 'peer-ahead');
+    assert.equal(pl.doc.toLocalBytes, writes.reduce((s, e) => s + e[1], 0));
+    assert.equal(pl.doc.toPeerBytes, 0);
+    const m = cliJson<{ outcome: string; message: string }>(['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--journal', path.join(p.dir, 'j.json')]);
+    assert.equal(m.status, 0, m.stderr);
+    assert.equal(m.doc.outcome, 'left-to-drbd');
+    assert.match(m.doc.message, /from the peer to this node/);
+    assert.ok(readAll(p.local).equals(p.before.localFile));
+  });
+
+  it('refuses devices of different usable size, naming both', () => {
+    const dir = fs.mkdtempSync('/tmp/bisync-size-');
+    try {
+      const x = setupPair(SIZE, splitBrainStates([], []));
+      const y = setupPair(SIZE + (8 << 20), splitBrainStates([], []));
+      try {
+        const r = cli(['plan', '--device', x.local, '--peer-device', y.peer]);
+        assert.equal(r.status, 2);
+        assert.match(r.stderr, /usable sizes differ/);
+        assert.ok(r.stderr.includes(x.local) && r.stderr.includes(y.peer));
+      } finally {
+        x.cleanup();
+        y.cleanup();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('needs --yes to write when standard input is not a terminal', () => {
+    p = setupPair(SIZE, splitBrainStates(randomRanges(SIZE / 2, 2, 2), []));
+    const r = cli(['merge', '--device', p.local, '--peer-device', p.peer, '--journal', path.join(p.dir, 'j.json')]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--yes/);
+    assert.ok(readAll(p.local).equals(p.before.localFile));
+  });
+
+  describe('resume after a crash', () => {
+    for (const point of ['mid-transfer', 'after-archive', 'before-finalize', 'between-finalize-writes'] as const) {
+      it(`a merge killed (SIGKILL) at ${point} and run again ends as an uninterrupted one`, () => {
+        const a = randomRanges(SIZE / 2, 40, 32);
+        const b: Extent[] = [...union(a.slice(0, 3), randomRanges(SIZE - (1 << 20), 40, 32, a))];
+        p = setupPair(SIZE, { ...splitBrainStates(a, b), commonData: true });
+        const archive = path.join(p.dir, 'archive');
+        const args = ['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--journal', path.join(p.dir, 'j.json'), '--on-conflict', 'prefer-local', '--archive', archive, '--json'];
+        const killed = cli(args, { env: { DRBD_BISYNC_FAILPOINT: point } });
+        assert.equal(killed.signal, 'SIGKILL', `killed at ${point}: ${killed.stderr}`);
+        const again = cli(args);
+        assert.equal(again.status, 0, again.stderr);
+        assert.equal(JSON.parse(again.stdout).resumed, true);
+        assertData(p, overlay(p.before.local, p.before.peer, [...subtract(b, a)]));
+        assertFinalized(p);
+        // The loser's bytes are in the archive exactly once per range or more, never missing.
+        const r = cli(['restore-archive', '--archive', archive, '--device', p.peer, '--yes']);
+        assert.equal(r.status, 0, r.stderr);
+        const restored = readRange(p.peer, 0, p.dataSize);
+        for (const [off, len] of intersect(a, b)) assert.ok(restored.subarray(off, off + len).equals(p.before.peer.subarray(off, off + len)));
+      });
+    }
+  });
+});
+
+async function planFor(p: Pair) {
+  const [l, r] = [await LocalEndpoint.open(p.local), await LocalEndpoint.open(p.peer)];
+  try {
+    return await plan(l, r);
+  } finally {
+    await Promise.all([l.close(), r.close()]);
+  }
+}
