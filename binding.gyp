@@ -9,6 +9,7 @@
         "native/device.cc",
         "native/extent_ops.cc",
         "native/bitmap.cc",
+        "native/sys/md_parse.cc",
         "native/netlink.cc",
         "native/sys/genl.cc",
         "native/compress.cc"
