@@ -125,8 +125,9 @@ class ReadWorker : public FdWorker {
       : FdWorker(env, "bisync:read", fd, std::move(path)), dst_(dst), len_(len), pos_(pos) {}
   bool Run() override {
     sys::Err e;
-    const bool aligned = reinterpret_cast<uintptr_t>(dst_) % sys::kAlign == 0 && pos_ % 512 == 0 &&
-                         len_ % 512 == 0;
+    // kAlign, not 512: a 4096-byte-sector device refuses 512-aligned O_DIRECT reads.
+    const bool aligned = reinterpret_cast<uintptr_t>(dst_) % sys::kAlign == 0 && pos_ % sys::kAlign == 0 &&
+                         len_ % sys::kAlign == 0;
     if (!sys::IsDirect(fd_) || aligned) return sys::PreadFull(fd_, dst_, len_, pos_, &got_, &e) || Fail(e);
     const uint64_t start = sys::AlignDown(pos_, sys::kAlign);
     const uint64_t end = sys::AlignUp(pos_ + len_, sys::kAlign);

@@ -185,10 +185,12 @@ export class BlockDevice {
   /** @internal validates extents (aligned to blockSize, inside the device) and groups them into batches. */
   *validBatches(extents: Iterable<Extent>, blockSize: number, opts: BulkOptions): Generator<Extent[]> {
     const self = this;
+    // Native reads start at extent offsets: they must suit O_DIRECT too.
+    const unit = Math.max(blockSize, this.logicalSectorSize);
     const checked = (function* () {
       for (const e of extents) {
         self.checkRange(e[0], e[1], 'extent');
-        self.checkAligned(e, blockSize, 'extent');
+        self.checkAligned(e, unit, 'extent');
         yield e;
       }
     })();

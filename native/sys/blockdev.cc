@@ -23,6 +23,18 @@ static int OpenFlags(const OpenOptions& o, bool isBlock) {
   return flags;
 }
 
+// Some kernels refuse O_RDWR on a read-only block device with EACCES, which
+// reads like a permission problem; say EROFS when BLKROGET agrees.
+static int WriteOpenErrno(const std::string& path, int err, bool isBlock) {
+  if (err != EACCES || !isBlock) return err;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return err;
+  int ro = 0;
+  const bool readOnly = ioctl(fd, BLKROGET, &ro) == 0 && ro != 0;
+  close(fd);
+  return readOnly ? EROFS : err;
+}
+
 bool OpenDevice(const std::string& path, const OpenOptions& o, Opened* out, Err* e) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) return e->Set(errno, "stat");
@@ -38,11 +50,11 @@ bool OpenDevice(const std::string& path, const OpenOptions& o, Opened* out, Err*
       return true;
     }
     // EINVAL: the filesystem has no O_DIRECT; fall back and say so.
-    if (errno != EINVAL) return e->Set(errno, "open");
+    if (errno != EINVAL) return e->Set(o.write ? WriteOpenErrno(path, errno, isBlock) : errno, "open");
     out->directErrno = EINVAL;
   }
   fd = open(path.c_str(), flags);
-  if (fd < 0) return e->Set(errno, "open");
+  if (fd < 0) return e->Set(o.write ? WriteOpenErrno(path, errno, isBlock) : errno, "open");
   out->fd = fd;
   out->direct = false;
   return true;
@@ -102,6 +114,7 @@ bool CloseFd(int fd, Err* e) {
 bool IsDirect(int fd) { return (fcntl(fd, F_GETFL) & O_DIRECT) != 0; }
 
 bool PreadFull(int fd, void* buf, size_t len, uint64_t off, size_t* got, Err* e) {
+  const bool direct = IsDirect(fd);
   size_t done = 0;
   auto* p = static_cast<uint8_t*>(buf);
   while (done < len) {
@@ -112,8 +125,9 @@ bool PreadFull(int fd, void* buf, size_t len, uint64_t off, size_t* got, Err* e)
     }
     if (n == 0) break;  // end of device
     done += static_cast<size_t>(n);
-    // O_DIRECT returns a short, unaligned count only at end of file.
-    if (done % 512) break;
+    // Under O_DIRECT a short count that leaves the position unaligned is the
+    // end of the file, and another pread there would fail with EINVAL.
+    if (direct && (off + done) % 512) break;
   }
   *got = done;
   return true;
