@@ -1,0 +1,115 @@
+// DRBD 8.4 operations on the lab's two guests: one resource r0 on /dev/vda with
+// internal meta-data, replicated over the private link. Every check reads the
+// guest's own /proc/drbd.
+import { Guest, Lab } from './lab';
+
+export const RESOURCE = 'r0';
+export const DRBD_DEVICE = '/dev/drbd0';
+export const BACKING = '/dev/vda';
+const CONF = '/run/lab/r0.conf';
+
+/** drbdadm with the lab's config file (drbdadm picks its 8.4 flavour from /proc/drbd). */
+export const drbdadm = (args: string) => `drbdadm -c ${CONF} ${args}`;
+
+export function resourceConfig(lab: Lab, resyncRate = '200M'): string {
+  const on = (g: Guest) => `  on ${g.name} {\n    address ${g.ip}:7789;\n  }\n`;
+  return `resource ${RESOURCE} {
+  protocol C;
+  device ${DRBD_DEVICE} minor 0;
+  disk ${BACKING};
+  meta-disk internal;
+  disk { resync-rate ${resyncRate}; c-plan-ahead 0; }
+  net { verify-alg crc32c; }
+${on(lab.a)}${on(lab.b)}}
+`;
+}
+
+/** One device's line pair from /proc/drbd, parsed. */
+export interface DrbdState {
+  cs: string;
+  ro?: string;
+  ds?: string;
+  oos?: number;
+  raw: string;
+}
+
+export function parseProcDrbd(text: string, minor = 0): DrbdState {
+  const m = new RegExp(`^\\s*${minor}: (.*)$`, 'm').exec(text);
+  if (!m) return { cs: 'Unconfigured', raw: text };
+  const field = (k: string) => new RegExp(`\\b${k}:(\\S+)`).exec(text.slice(m.index))?.[1];
+  const oos = field('oos');
+  return { cs: field('cs') ?? '?', ro: field('ro'), ds: field('ds'), oos: oos === undefined ? undefined : Number(oos), raw: text };
+}
+
+export async function procDrbd(g: Guest): Promise<DrbdState> {
+  return parseProcDrbd(await g.ok('cat /proc/drbd'));
+}
+
+/** Polls /proc/drbd until pred holds; throws with the last state on timeout. */
+export async function waitState(g: Guest, pred: (s: DrbdState) => boolean, what: string, timeoutMs = 120_000): Promise<DrbdState> {
+  const t0 = Date.now();
+  for (;;) {
+    const s = await procDrbd(g);
+    if (pred(s)) return s;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`${g.name}: waited ${timeoutMs} ms for ${what}; /proc/drbd:\n${s.raw}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+export const isSynced = (s: DrbdState) => s.cs === 'Connected' && s.ds === 'UpToDate/UpToDate' && s.oos === 0;
+
+export async function waitSynced(lab: Lab, timeoutMs = 180_000): Promise<DrbdState[]> {
+  return Promise.all(lab.nodes.map((g) => waitState(g, isSynced, 'Connected UpToDate/UpToDate oos:0', timeoutMs)));
+}
+
+/** Writes the config to both shares. */
+export async function configure(lab: Lab, resyncRate?: string): Promise<void> {
+  const conf = resourceConfig(lab, resyncRate);
+  await Promise.all(lab.nodes.map((g) => g.ok(`cat > ${CONF} <<'EOF'\n${conf}EOF`)));
+}
+
+/** Fresh meta-data on both nodes (the resource must be down). */
+export async function createMd(lab: Lab): Promise<void> {
+  await Promise.all(lab.nodes.map((g) => g.ok(`${drbdadm(`-- --force create-md ${RESOURCE}`)} 2>&1`)));
+}
+
+export async function up(g: Guest): Promise<void> {
+  // The host may have rewritten the backing disk: drop what the guest cached of it.
+  await g.ok(`blockdev --flushbufs ${BACKING}; echo 3 > /proc/sys/vm/drop_caches; ${drbdadm(`up ${RESOURCE}`)}`);
+}
+
+export async function down(g: Guest): Promise<void> {
+  await g.ok(drbdadm(`down ${RESOURCE}`));
+}
+
+/**
+ * Brings both nodes to Connected UpToDate/UpToDate with identical data, quickly:
+ * down, copy nodea's disk to nodeb on the host, new meta-data, up, and skip the
+ * initial sync (new-current-uuid --clear-bitmap on the just-created UUID).
+ */
+export async function resetToSynced(lab: Lab, copyDisk: (from: string, to: string) => void): Promise<void> {
+  await Promise.all(lab.nodes.map((g) => g.sh(drbdadm(`down ${RESOURCE}`))));
+  copyDisk(lab.a.disk, lab.b.disk);
+  await createMd(lab);
+  await Promise.all(lab.nodes.map((g) => up(g)));
+  await waitState(lab.a, (s) => s.cs === 'Connected', 'Connected');
+  await lab.a.ok(drbdadm(`-- --clear-bitmap new-current-uuid ${RESOURCE}`));
+  await waitSynced(lab);
+}
+
+/** The usual split brain: disconnect both, make both primary (the writes come after). */
+export async function splitBrain(lab: Lab): Promise<void> {
+  await Promise.all(lab.nodes.map((g) => g.ok(drbdadm(`disconnect ${RESOURCE}`))));
+  await Promise.all(lab.nodes.map((g) => g.ok(drbdadm(`primary ${RESOURCE}`))));
+}
+
+/** Writes a file from the share to the DRBD device at a byte offset, bypassing the cache. */
+export function ddWrite(src: string, offset: number, dev = DRBD_DEVICE): string {
+  if (offset % 4096) throw new RangeError(`offset ${offset} is not 4 KiB aligned`);
+  return `dd if=${src} of=${dev} bs=4096 seek=${offset / 4096} oflag=direct conv=notrunc status=none`;
+}
+
+/** sha256 of a byte range of a device, read around the guest's cache. */
+export function ddHash(offset: number, length: number, dev = DRBD_DEVICE): string {
+  return `dd if=${dev} bs=4096 skip=${offset / 4096} count=${length / 4096} iflag=direct status=none | sha256sum | cut -c1-64`;
+}
