@@ -1,5 +1,6 @@
 #include "errors.h"
 
+#include <string.h>
 #include <uv.h>
 
 namespace bisync {
@@ -7,8 +8,13 @@ namespace bisync {
 Napi::Error MakeSystemError(Napi::Env env, const SysError& e) {
   const int uverr = -e.err;  // libuv codes are negated errno values on Linux
   const char* code = e.err ? uv_err_name(uverr) : "EUNKNOWN";
-  std::string msg = std::string(code) + ": " + (e.err ? uv_strerror(uverr) : "unknown error") +
-                    ", " + e.syscall;
+  const char* text = e.err ? uv_strerror(uverr) : "unknown error";
+  // libuv names only the errnos it uses itself (not ENOTBLK, for one).
+  if (e.err && strncmp(code, "Unknown", 7) == 0 && strerrorname_np(e.err)) {
+    code = strerrorname_np(e.err);
+    text = strerror(e.err);
+  }
+  std::string msg = std::string(code) + ": " + text + ", " + e.syscall;
   if (!e.path.empty()) msg += " '" + e.path + "'";
   if (!e.detail.empty()) msg += " (" + e.detail + ")";
   Napi::Error error = Napi::Error::New(env, msg);
