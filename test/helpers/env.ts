@@ -12,7 +12,10 @@ export function hasCommand(cmd: string): boolean {
 }
 
 /** Marks the test or suite pending unless every requirement holds. Returns true when it may run. */
-export function requires(ctx: Mocha.Context, ...needs: Array<'root' | 'losetup' | 'drbdmeta' | 'ip' | 'qemu'>): boolean {
+/** Anything else named is a command that must be on PATH (e.g. 'mkfs.ext4'). */
+export type Need = 'root' | 'losetup' | 'drbdmeta' | 'ip' | 'qemu' | (string & Record<never, never>);
+
+export function requires(ctx: Mocha.Context, ...needs: Need[]): boolean {
   for (const need of needs) {
     const ok =
       need === 'root' ? isRoot
