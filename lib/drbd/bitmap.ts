@@ -1,0 +1,124 @@
+// The on-disk bitmap: one slot (v08) or max_peers slots interleaved as 32-bit
+// little-endian words (v09: slot s's word k at byte 4*(k*maxPeers + s)).
+// Reading is a native scan in chunks; writing is read-modify-write of whole
+// 4 KiB-aligned chunks, so a crash leaves every page either old or new.
+import type { BlockDevice } from '../device/block-device';
+import { Extent, coalesce } from '../device/extent';
+import { pipelined } from '../device/pipeline';
+import { nb } from './native';
+
+export interface SlotGeometry {
+  /** Absolute byte offset of the bitmap area on the meta-data device. */
+  bmStart: number;
+  maxPeers: number;
+  nBits: number;
+  wordsPerSlot: number;
+  bytesPerBit: number;
+  dataSize: number;
+}
+
+/** Slot words per native call: 2^17 words = 4 Mi bits (16 GiB of data at 4 KiB/bit). */
+const WORDS_PER_CALL = 1 << 17;
+
+export interface ScanResult {
+  bitsSet: number;
+  extents: Extent[];
+}
+
+/** Byte extents of the set bits of one slot, coalesced and ascending, clipped to dataSize. */
+export async function* scanSlot(dev: BlockDevice, g: SlotGeometry, slot: number, stats?: { bitsSet: number }): AsyncGenerator<Extent> {
+  const calls = function* (): Generator<number> {
+    for (let w = 0; w < g.wordsPerSlot; w += WORDS_PER_CALL) yield w;
+  };
+  const run = (first: number): Promise<{ runs: Float64Array; bitsSet: number }> =>
+    dev.track(nb.bitmapScan(dev.handle('bitmap scan'), dev.path, g.bmStart, g.maxPeers, slot, first, Math.min(WORDS_PER_CALL, g.wordsPerSlot - first), g.nBits));
+  const B = g.bytesPerBit;
+  const bytes = async function* (): AsyncGenerator<Extent> {
+    for await (const [, r] of pipelined(calls(), run, { concurrency: 2 })) {
+      if (stats) stats.bitsSet += r.bitsSet;
+      const a = r.runs;
+      for (let i = 0; i < a.length; i += 2) {
+        const off = a[i] * B;
+        const len = Math.min(a[i + 1] * B, g.dataSize - off);
+        if (len > 0) yield [off, len];
+      }
+    }
+  };
+  // Runs split across calls are adjacent: coalesce them (lazily, as a stream).
+  let cur: [number, number] | undefined;
+  for await (const e of bytes()) {
+    if (cur && e[0] <= cur[0] + cur[1]) cur[1] = Math.max(cur[0] + cur[1], e[0] + e[1]) - cur[0];
+    else {
+      if (cur) yield cur;
+      cur = [e[0], e[1]];
+    }
+  }
+  if (cur) yield cur;
+}
+
+/** Bit ranges [first, end) covering the extents (rounded outwards), clipped to nBits. */
+export function* bitRanges(extents: Iterable<Extent>, g: SlotGeometry): Generator<[number, number]> {
+  for (const [off, len] of coalesce(extents)) {
+    const first = Math.floor(off / g.bytesPerBit);
+    const last = Math.min(Math.ceil((off + len) / g.bytesPerBit), g.nBits);
+    if (first < last) yield [first, last];
+  }
+}
+
+export interface BitEdit {
+  /** Slots whose words are zeroed first. */
+  clearSlots: number[];
+  /** Slots that get the bits of `set` (after clearing). */
+  setSlots: number[];
+  /** Bit ranges [first, end), ascending. */
+  set: Array<[number, number]>;
+}
+
+const CHUNK_WORDS = 1 << 16; // slot words per chunk: 256 KiB x maxPeers of area
+
+/**
+ * Applies clear-then-set per chunk of the area with one read and one write per
+ * chunk, so no page is ever written with fewer set bits than `set` asks for.
+ */
+export async function editBitmap(dev: BlockDevice, g: SlotGeometry, edit: BitEdit): Promise<void> {
+  const group = 4 * g.maxPeers;
+  const touched = new Set<number>();
+  if (edit.clearSlots.length) for (let c = 0; c * CHUNK_WORDS < g.wordsPerSlot; c++) touched.add(c);
+  if (edit.setSlots.length) {
+    for (const [a, b] of edit.set) for (let c = Math.floor(a / 32 / CHUNK_WORDS); c <= Math.floor((b - 1) / 32 / CHUNK_WORDS); c++) touched.add(c);
+  }
+  const chunks = [...touched].sort((x, y) => x - y);
+  let r = 0; // index into edit.set, advanced monotonically
+  for (const c of chunks) {
+    const w0 = c * CHUNK_WORDS;
+    const words = Math.min(CHUNK_WORDS, g.wordsPerSlot - w0);
+    const pos = g.bmStart + w0 * group;
+    const len = Math.ceil((words * group) / 4096) * 4096;
+    const buf = await dev.read(pos, len);
+    if (buf.length < words * group) throw new RangeError(`bitmap chunk at ${pos} is past the end of '${dev.path}'`);
+    for (const s of edit.clearSlots) for (let k = 0; k < words; k++) buf.writeUInt32LE(0, (k * g.maxPeers + s) * 4);
+    const bitLo = w0 * 32;
+    const bitHi = (w0 + words) * 32;
+    while (r < edit.set.length && edit.set[r][1] <= bitLo) r++;
+    for (let i = r; i < edit.set.length && edit.set[i][0] < bitHi; i++) {
+      const a = Math.max(edit.set[i][0], bitLo) - bitLo;
+      const b = Math.min(edit.set[i][1], bitHi) - bitLo;
+      for (const s of edit.setSlots) setBits(buf, g.maxPeers, s, a, b);
+    }
+    await dev.write(buf, pos);
+  }
+}
+
+/** Sets bits [a, b) (chunk-relative) of slot s in an interleaved chunk buffer. */
+function setBits(buf: Buffer, maxPeers: number, s: number, a: number, b: number): void {
+  let bit = a;
+  while (bit < b) {
+    const k = bit >>> 5;
+    const lo = bit & 31;
+    const n = Math.min(32 - lo, b - bit);
+    const mask = n === 32 ? 0xffffffff : ((2 ** n - 1) * 2 ** lo) >>> 0;
+    const off = (k * maxPeers + s) * 4;
+    buf.writeUInt32LE((buf.readUInt32LE(off) | mask) >>> 0, off);
+    bit += n;
+  }
+}
