@@ -22,7 +22,7 @@ export function requires(ctx: Mocha.Context, ...needs: Need[]): boolean {
         : need === 'qemu' ? hasCommand('qemu-system-x86_64')
         : hasCommand(need);
     if (!ok) {
-      ctx.test!.title += ` (pending: needs ${need === 'root' ? 'root' : `${need} installed`})`;
+      (ctx.currentTest ?? ctx.test)!.title += ` (pending: needs ${need === 'root' ? 'root' : `${need} installed`})`;
       ctx.skip();
     }
   }
