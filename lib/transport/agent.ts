@@ -1,0 +1,288 @@
+// The node agent behind `drbd-bisync serve`: serves one Endpoint to one
+// authenticated client at a time over TLS-PSK. A session ending never closes
+// the endpoint: the coordinator may reconnect after a cut and carry on.
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as tls from 'node:tls';
+import { BisyncError, ErrorCode } from '../device/errors';
+import type { Extent } from '../device/extent';
+import type { MetadataUpdate } from '../drbd/types';
+import { FramedConnection, TransferStats } from './connection';
+import type { Endpoint } from './endpoint';
+import { AgentHello, FEATURES, RequestJson, checkClientHello, checkRequest, errorToJson } from './protocol';
+import { DEFAULT_IDENTITY, PSK_CIPHERS, checkPsk, isAuthFailure } from './psk';
+import { TokenBucket } from './rate-limit';
+import { Frame, FrameHeader, FrameType, extentsFromBuffer, extentsToBuffer, protocolError } from './wire';
+
+export interface ResyncAgentOptions {
+  endpoint: Endpoint;
+  psk: Buffer;
+  /** The PSK identity clients must present (default 'drbd-bisync'). */
+  identity?: string;
+  listen: { host: string; port: number };
+  /** Stop listening once the first session has ended. */
+  once?: boolean;
+  /** zstd level for what the agent sends when the client asks for compression (default 1). */
+  compressionLevel?: number;
+  /** Time allowed for the TLS handshake and hello (default 10 s). */
+  handshakeTimeoutMs?: number;
+}
+
+export interface SessionInfo {
+  /** "address:port" of the client. */
+  remote: string;
+  compression: 'none' | 'zstd';
+  rateLimit: number | null;
+}
+
+export interface SessionEnd extends SessionInfo {
+  /** Why it ended; null for a clean goodbye. */
+  error: Error | null;
+  stats: TransferStats;
+  requests: number;
+}
+
+interface Reply {
+  json?: unknown;
+  parts?: Buffer[];
+  compress?: boolean;
+}
+
+export class ResyncAgent extends EventEmitter {
+  private readonly server: net.Server;
+  private readonly identity: string;
+  private active: Session | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(private readonly opts: ResyncAgentOptions) {
+    super();
+    if (!opts || typeof opts.endpoint !== 'object' || opts.endpoint === null) throw new TypeError('ResyncAgent needs an endpoint');
+    checkPsk(opts.psk);
+    checkListen(opts.listen);
+    this.identity = opts.identity ?? DEFAULT_IDENTITY;
+    this.server = net.createServer((raw) => this.accept(raw));
+  }
+
+  /** Starts listening; resolves to the bound address (port 0 picks a free port). */
+  listen(): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.opts.listen.port, this.opts.listen.host, () => {
+        this.server.off('error', reject);
+        this.server.on('error', (e) => this.report(e));
+        const a = this.server.address() as net.AddressInfo;
+        resolve({ host: a.address, port: a.port });
+      });
+    });
+  }
+
+  get sessionActive(): boolean {
+    return this.active !== null;
+  }
+
+  /** Stops listening and ends the session in progress (its calls in flight finish first). */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      if (this.active) await this.active.end();
+      await stopped;
+    })();
+    return this.closing;
+  }
+
+  /** 'error' is for the operator's log; without a listener the agent stays quiet rather than crash. */
+  private report(e: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', e);
+  }
+
+  private accept(raw: net.Socket): void {
+    const remote = `${raw.remoteAddress}:${raw.remotePort}`;
+    raw.setNoDelay(true);
+    raw.setKeepAlive(true, 10_000);
+    const sock = new tls.TLSSocket(raw, {
+      isServer: true,
+      ciphers: PSK_CIPHERS,
+      minVersion: 'TLSv1.2',
+      maxVersion: 'TLSv1.2',
+      pskCallback: (_s: tls.TLSSocket, identity: string) => (identity === this.identity ? this.opts.psk : null),
+    } as tls.TLSSocketOptions);
+    const timer = setTimeout(() => {
+      this.report(new BisyncError(ErrorCode.REFUSED, `TLS handshake from ${remote} did not finish in time`));
+      sock.destroy();
+    }, this.opts.handshakeTimeoutMs ?? 10_000);
+    timer.unref();
+    const onHandshakeError = (e: Error): void => {
+      clearTimeout(timer);
+      const msg = isAuthFailure(e)
+        ? `authentication failed for a connection from ${remote}: pre-shared key mismatch (or PSK identity other than '${this.identity}')`
+        : `TLS handshake with ${remote} failed: ${e.message}`;
+      this.report(new BisyncError(ErrorCode.REFUSED, msg, { cause: e }));
+      sock.destroy();
+    };
+    sock.on('error', onHandshakeError);
+    sock.once('secure', () => {
+      clearTimeout(timer);
+      sock.off('error', onHandshakeError); // from here the session reports its own errors
+      if (this.active || this.closing) {
+        this.refuse(sock, raw, remote);
+        return;
+      }
+      this.active = new Session(this, sock, raw, remote, this.opts.endpoint, this.opts.compressionLevel ?? 1, () => {
+        this.active = null;
+        if (this.opts.once) void this.close();
+      });
+    });
+  }
+
+  /** A second client gets a clear "busy" error instead of a hang. */
+  private refuse(sock: tls.TLSSocket, raw: net.Socket, remote: string): void {
+    const conn = new FramedConnection(sock, raw, `client ${remote}`, { onFrame: () => undefined, onCorruptFrame: () => undefined, onClose: () => undefined });
+    const why = this.closing ? 'the agent is shutting down' : `the agent is busy with another session (from ${this.active?.remote})`;
+    const e = new BisyncError(ErrorCode.REFUSED, why, { hint: 'only one merge may talk to a node at a time; wait for the other to finish' });
+    conn.send(FrameType.ERROR, 0, errorToJson(e)).then(() => conn.close(), () => conn.close());
+  }
+
+  /** @internal */
+  emitSession(kind: 'session' | 'session-end', info: SessionInfo | SessionEnd): void {
+    this.emit(kind, info);
+  }
+}
+
+/** One client's session: hello, then requests served concurrently, replies tagged with their ids. */
+class Session {
+  private readonly conn: FramedConnection;
+  private info: SessionInfo | null = null;
+  private inFlight = new Set<Promise<void>>();
+  private requests = 0;
+  private ended: Promise<void> | null = null;
+
+  constructor(
+    private readonly agent: ResyncAgent,
+    sock: tls.TLSSocket,
+    raw: net.Socket,
+    readonly remote: string,
+    private readonly endpoint: Endpoint,
+    private readonly level: number,
+    private readonly onEnd: () => void,
+  ) {
+    this.conn = new FramedConnection(sock, raw, `client ${remote}`, {
+      onFrame: (f) => this.onFrame(f),
+      onCorruptFrame: (h, e) => this.onCorrupt(h, e),
+      onClose: (e) => void this.closed(e),
+    });
+    // Until the hello says otherwise, a silent client is dropped after 30 s.
+    this.conn.startKeepalive(30_000);
+  }
+
+  /** Ends the session: waits for calls in flight, then says goodbye. */
+  async end(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
+    if (!this.conn.closed) {
+      await this.conn.send(FrameType.BYE, 0, undefined).catch(() => undefined);
+      this.conn.close();
+    }
+    await this.ended;
+  }
+
+  private onFrame(f: Frame): void {
+    if (!this.info) {
+      this.hello(f);
+      return;
+    }
+    if (f.type === FrameType.BYE) {
+      void this.end();
+      return;
+    }
+    if (f.type !== FrameType.REQUEST) {
+      this.conn.fail(protocolError(`unexpected frame type ${f.type} from client ${this.remote}`));
+      return;
+    }
+    this.requests++;
+    const work = this.serve(f).then(
+      (r) => this.conn.send(FrameType.REPLY, f.id, r.json, r.parts ?? [], { compress: r.compress }),
+      (e: unknown) => this.conn.send(FrameType.ERROR, f.id, errorToJson(e)),
+    ).catch(() => undefined); // the connection is gone; its close handler reports that
+    this.inFlight.add(work);
+    void work.then(() => this.inFlight.delete(work));
+  }
+
+  private hello(f: Frame): void {
+    try {
+      if (f.type !== FrameType.HELLO) throw protocolError(`expected a hello from client ${this.remote}, got frame type ${f.type}`);
+      const h = checkClientHello(f.json);
+      const compression = h.compression === 'zstd' ? 'zstd' : 'none';
+      this.conn.compressionLevel = compression === 'zstd' ? this.level : 0;
+      if (h.rateLimit) this.conn.rate = new TokenBucket(Math.max(1024, h.rateLimit));
+      this.conn.startKeepalive(h.idleTimeoutMs);
+      this.info = { remote: this.remote, compression, rateLimit: h.rateLimit };
+      const reply: AgentHello = { protocol: h.protocol, features: [...FEATURES], compression, hostname: os.hostname() };
+      this.conn.send(FrameType.HELLO, 0, reply).catch(() => undefined);
+      this.agent.emitSession('session', this.info);
+    } catch (e) {
+      this.conn.send(FrameType.ERROR, 0, errorToJson(e)).then(() => this.conn.close(), () => undefined);
+    }
+  }
+
+  private onCorrupt(h: FrameHeader, e: BisyncError): void {
+    if (h.type === FrameType.REQUEST && this.info) {
+      this.conn.send(FrameType.ERROR, h.id, errorToJson(e)).catch(() => undefined);
+    } else {
+      this.conn.fail(e);
+    }
+  }
+
+  private async closed(error: Error | null): Promise<void> {
+    this.ended ??= (async () => {
+      // Calls already running finish before another session may start.
+      await Promise.allSettled([...this.inFlight]);
+      if (this.info) this.agent.emitSession('session-end', { ...this.info, error, stats: this.conn.stats(), requests: this.requests });
+      this.onEnd();
+    })();
+    await this.ended;
+  }
+
+  private async serve(f: Frame): Promise<Reply> {
+    const r: RequestJson = checkRequest(f.json);
+    const ep = this.endpoint;
+    switch (r.m) {
+      case 'info':
+        return { json: await ep.info() };
+      case 'changeSet': {
+        const x = await ep.changeSet(r.peerNodeId === undefined ? {} : { peerNodeId: r.peerNodeId });
+        return { json: { n: x.length }, parts: [extentsToBuffer(x)] };
+      }
+      case 'hash': {
+        const res = await ep.hash(requestExtents(f, r), r.blockSize as number);
+        return { json: { digestBytes: res.digests.length }, parts: [res.digests, res.zero] };
+      }
+      case 'read':
+        return { parts: [await ep.read(requestExtents(f, r))], compress: true };
+      case 'write': {
+        const extents = requestExtents(f, r);
+        const data = f.payload.subarray(extents.length * 16);
+        let total = 0;
+        for (const e of extents) total += e[1];
+        if (data.length !== total) throw protocolError(`write carries ${data.length} bytes of data for extents covering ${total}`);
+        await ep.write(extents, data);
+        return {};
+      }
+      case 'flush':
+        await ep.flush();
+        return {};
+      case 'writeMetadata':
+        return { json: await ep.writeMetadata(r.update as MetadataUpdate) };
+    }
+  }
+}
+
+function requestExtents(f: Frame, r: RequestJson): Extent[] {
+  if (r.n === undefined) throw protocolError(`request '${r.m}' without an extent count`);
+  return extentsFromBuffer(f.payload, r.n);
+}
+
+function checkListen(l: unknown): void {
+  const x = l as { host?: unknown; port?: unknown } | undefined;
+  if (!x || typeof x.host !== 'string' || x.host === '') throw new TypeError(`listen.host must be a non-empty string, got ${JSON.stringify(x?.host)}`);
+  if (typeof x.port !== 'number' || !Number.isInteger(x.port) || x.port < 0 || x.port > 65535) throw new RangeError(`listen.port must be an integer from 0 to 65535, got ${String(x.port)}`);
+}

@@ -1,0 +1,297 @@
+// The client side: an Endpoint whose node is a `drbd-bisync serve` agent. Each
+// call is one request frame with its own id, so the merge engine may keep many
+// batches in flight on one connection; replies come back in any order.
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { BisyncError, ErrorCode } from '../device/errors';
+import type { Extent } from '../device/extent';
+import type { MetadataReport, MetadataUpdate } from '../drbd/types';
+import { FramedConnection, TransferStats, connectionError } from './connection';
+import type { BlockHashes, Endpoint, EndpointInfo } from './endpoint';
+import { AgentHello, ClientHello, Compression, FEATURES, Method, RequestJson, errorFromJson } from './protocol';
+import { DEFAULT_IDENTITY, PSK_CIPHERS, checkPsk, isAuthFailure } from './psk';
+import { TokenBucket, checkRate } from './rate-limit';
+import { Frame, FrameHeader, FrameType, PROTOCOL_VERSION, extentsFromBuffer, extentsToBuffer, protocolError } from './wire';
+
+export interface ConnectPeerOptions {
+  host: string;
+  port: number;
+  psk: Buffer;
+  /** PSK identity (default 'drbd-bisync'); must match the agent's. */
+  identity?: string;
+  compression?: Compression;
+  /** zstd level when compression is 'zstd' (default 1: fast enough not to slow a LAN). */
+  compressionLevel?: number;
+  /** Payload bytes per second, each direction (the agent honours it for what it sends). */
+  rateLimit?: number;
+  /** Aborts connecting and the handshake. */
+  signal?: AbortSignal;
+  /** Give up connecting after this long (default 15 s). */
+  connectTimeoutMs?: number;
+  /** Declare the connection dead after this long without a byte from the agent (default 30 s). */
+  idleTimeoutMs?: number;
+}
+
+interface Pending {
+  method: Method;
+  resolve(f: Frame): void;
+  reject(e: Error): void;
+}
+
+export class RemoteEndpoint implements Endpoint {
+  /** The agent's host name, from its hello. */
+  hostname = '';
+  compression: Compression = 'none';
+  private conn!: FramedConnection;
+  private nextId = 1;
+  private pending = new Map<number, Pending>();
+  private helloWaiter: Pending | null = null;
+  private closing: Promise<void> | null = null;
+
+  /** @internal use connectPeer() */
+  constructor(readonly label: string) {}
+
+  stats(): TransferStats {
+    return this.conn.stats();
+  }
+
+  /** Requests not answered yet. */
+  get outstanding(): number {
+    return this.pending.size;
+  }
+
+  async info(): Promise<EndpointInfo> {
+    return (await this.call('info', {})).json as EndpointInfo;
+  }
+
+  async changeSet(opts: { peerNodeId?: number } = {}): Promise<Extent[]> {
+    const f = await this.call('changeSet', opts.peerNodeId === undefined ? {} : { peerNodeId: opts.peerNodeId });
+    return extentsFromBuffer(f.payload, (f.json as { n: number }).n);
+  }
+
+  async hash(extents: Extent[], blockSize: number): Promise<BlockHashes> {
+    const f = await this.call('hash', { n: extents.length, blockSize }, [extentsToBuffer(extents)]);
+    const digestBytes = (f.json as { digestBytes: number }).digestBytes;
+    if (!Number.isSafeInteger(digestBytes) || digestBytes % 16 !== 0 || f.payload.length !== digestBytes + digestBytes / 16) {
+      throw protocolError(`hash reply from ${this.label} has ${f.payload.length} bytes for ${digestBytes} bytes of digests`);
+    }
+    return { digests: f.payload.subarray(0, digestBytes), zero: f.payload.subarray(digestBytes) };
+  }
+
+  async read(extents: Extent[]): Promise<Buffer> {
+    const f = await this.call('read', { n: extents.length }, [extentsToBuffer(extents)]);
+    const want = totalLength(extents);
+    if (f.payload.length !== want) throw protocolError(`read reply from ${this.label} has ${f.payload.length} bytes, the extents cover ${want}`);
+    return f.payload;
+  }
+
+  async write(extents: Extent[], data: Buffer): Promise<void> {
+    const want = totalLength(extents);
+    if (!Buffer.isBuffer(data) || data.length !== want) throw new RangeError(`write data is ${Buffer.isBuffer(data) ? `${data.length} bytes` : typeof data} but the extents cover ${want}`);
+    await this.call('write', { n: extents.length }, [extentsToBuffer(extents), data], true);
+  }
+
+  async flush(): Promise<void> {
+    await this.call('flush', {});
+  }
+
+  async writeMetadata(update: MetadataUpdate): Promise<MetadataReport> {
+    return (await this.call('writeMetadata', { update })).json as MetadataReport;
+  }
+
+  /** Ends the session once calls in flight are answered. The agent's device stays open for the next session. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.allSettled([...this.pending.values()].map((p) => new Promise<void>((r) => {
+        const { resolve, reject } = p;
+        p.resolve = (f) => { resolve(f); r(); };
+        p.reject = (e) => { reject(e); r(); };
+      })));
+      if (!this.conn.closed) {
+        await this.conn.send(FrameType.BYE, 0, undefined).catch(() => undefined);
+        this.conn.close();
+      }
+    })();
+    return this.closing;
+  }
+
+  /** @internal */
+  attach(conn: FramedConnection): void {
+    this.conn = conn;
+  }
+
+  /** @internal handlers for the connection */
+  onFrame(f: Frame): void {
+    if (f.type === FrameType.HELLO || (f.type === FrameType.ERROR && f.id === 0 && this.helloWaiter)) {
+      const w = this.helloWaiter;
+      this.helloWaiter = null;
+      if (!w) return this.conn.fail(protocolError(`unexpected hello from ${this.label}`));
+      if (f.type === FrameType.HELLO) w.resolve(f);
+      else w.reject(errorFromJson(f.json, this.label));
+      return;
+    }
+    if (f.type === FrameType.BYE || (f.type === FrameType.ERROR && f.id === 0)) {
+      const why = f.type === FrameType.BYE ? connectionError('ECONNRESET', `${this.label} ended the session (the agent is shutting down)`) : errorFromJson(f.json, this.label);
+      this.conn.fail(why);
+      return;
+    }
+    const p = this.pending.get(f.id);
+    if (!p || (f.type !== FrameType.REPLY && f.type !== FrameType.ERROR)) {
+      this.conn.fail(protocolError(`unexpected frame (type ${f.type}, id ${f.id}) from ${this.label}`));
+      return;
+    }
+    this.pending.delete(f.id);
+    if (f.type === FrameType.REPLY) p.resolve(f);
+    else p.reject(errorFromJson(f.json, `${this.label} (${p.method})`));
+  }
+
+  /** @internal a reply that failed its checksum fails that call only; its data is never used. */
+  onCorruptFrame(h: FrameHeader, e: BisyncError): void {
+    const p = this.pending.get(h.id);
+    if (h.type !== FrameType.REPLY || !p) return this.conn.fail(e);
+    this.pending.delete(h.id);
+    p.reject(new BisyncError(ErrorCode.CHECKSUM, `${e.message} (reply to ${p.method})`));
+  }
+
+  /** @internal every call still waiting fails with the reason; none hangs. */
+  onClose(error: Error | null): void {
+    const calls = [...this.pending.values()];
+    this.pending.clear();
+    const w = this.helloWaiter;
+    this.helloWaiter = null;
+    const reason = error ?? connectionError('ECONNRESET', `connection to ${this.label} was closed`);
+    w?.reject(reason);
+    for (const p of calls) {
+      const e = Object.assign(new Error(`${p.method} failed: ${reason.message}${calls.length > 1 ? ` (${calls.length} calls were outstanding)` : ''}`, { cause: reason }), {
+        code: (reason as { code?: string }).code ?? 'ECONNRESET',
+      });
+      p.reject(e);
+    }
+  }
+
+  /** @internal */
+  waitHello(): Promise<Frame> {
+    return new Promise((resolve, reject) => {
+      this.helloWaiter = { method: 'info', resolve, reject };
+    });
+  }
+
+  private call(method: Method, args: Omit<RequestJson, 'm'>, parts: Buffer[] = [], compress = false): Promise<Frame> {
+    if (this.closing) return Promise.reject(connectionError('ECONNRESET', `${method} on a closed connection to ${this.label}`));
+    const id = this.nextId;
+    this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+    return new Promise<Frame>((resolve, reject) => {
+      this.pending.set(id, { method, resolve, reject });
+      this.conn.send(FrameType.REQUEST, id, { m: method, ...args }, parts, { compress }).catch((e: Error) => {
+        if (this.pending.delete(id)) reject(e);
+      });
+    });
+  }
+}
+
+/** Connects to an agent, authenticates with the pre-shared key and agrees on compression and rate. */
+export async function connectPeer(opts: ConnectPeerOptions): Promise<RemoteEndpoint> {
+  const o = checkConnectOptions(opts);
+  const label = `peer ${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
+  o.signal?.throwIfAborted();
+  const raw = await openTcp(o.host, o.port, label, o.connectTimeoutMs ?? 15_000, o.signal);
+  const sock = await startTls(raw, o, label);
+  const remote = new RemoteEndpoint(label);
+  const conn = new FramedConnection(sock, raw, label, {
+    onFrame: (f) => remote.onFrame(f),
+    onCorruptFrame: (h, e) => remote.onCorruptFrame(h, e),
+    onClose: (e) => remote.onClose(e),
+  });
+  remote.attach(conn);
+  const idle = o.idleTimeoutMs ?? 30_000;
+  const abort = (): void => conn.fail(o.signal?.reason instanceof Error ? o.signal.reason : new Error('aborted'));
+  o.signal?.addEventListener('abort', abort, { once: true });
+  try {
+    const helloReply = remote.waitHello();
+    const hello: ClientHello = { protocol: PROTOCOL_VERSION, features: [...FEATURES], compression: o.compression ?? 'none', rateLimit: o.rateLimit ?? null, idleTimeoutMs: idle };
+    await conn.send(FrameType.HELLO, 0, hello);
+    const reply = (await helloReply).json as AgentHello;
+    remote.hostname = String(reply.hostname ?? '');
+    remote.compression = reply.compression === 'zstd' ? 'zstd' : 'none';
+    conn.compressionLevel = remote.compression === 'zstd' ? (o.compressionLevel ?? 1) : 0;
+    if (o.rateLimit) conn.rate = new TokenBucket(o.rateLimit);
+    conn.startKeepalive(idle, Math.max(100, idle / 6));
+    return remote;
+  } catch (e) {
+    conn.fail(e as Error);
+    throw e;
+  } finally {
+    o.signal?.removeEventListener('abort', abort);
+  }
+}
+
+function checkConnectOptions(opts: ConnectPeerOptions): ConnectPeerOptions {
+  if (!opts || typeof opts.host !== 'string' || opts.host === '') throw new TypeError(`peer host must be a non-empty string, got ${JSON.stringify(opts?.host)}`);
+  if (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65535) throw new RangeError(`peer port must be an integer from 1 to 65535, got ${String(opts.port)}`);
+  checkPsk(opts.psk);
+  if (opts.compression !== undefined && opts.compression !== 'none' && opts.compression !== 'zstd') throw new RangeError(`compression must be 'none' or 'zstd', got ${JSON.stringify(opts.compression)}`);
+  if (opts.compressionLevel !== undefined && (!Number.isInteger(opts.compressionLevel) || opts.compressionLevel < 1 || opts.compressionLevel > 19)) throw new RangeError(`compression level must be an integer from 1 to 19, got ${String(opts.compressionLevel)}`);
+  if (opts.rateLimit !== undefined) checkRate(opts.rateLimit);
+  if (opts.idleTimeoutMs !== undefined && !(opts.idleTimeoutMs >= 200)) throw new RangeError(`idle timeout must be at least 200 ms, got ${String(opts.idleTimeoutMs)}`);
+  return opts;
+}
+
+function openTcp(host: string, port: number, label: string, timeoutMs: number, signal?: AbortSignal): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const raw = net.connect({ host, port, noDelay: true });
+    const fail = (e: Error): void => {
+      cleanup();
+      raw.destroy();
+      reject(e);
+    };
+    const onError = (e: NodeJS.ErrnoException): void =>
+      fail(Object.assign(new Error(`cannot connect to ${label}: ${e.code === 'ECONNREFUSED' ? 'connection refused (is `drbd-bisync serve` running there?)' : e.message}`, { cause: e }), { code: e.code, errno: e.errno, syscall: e.syscall }));
+    const onAbort = (): void => fail(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+    const timer = setTimeout(() => fail(connectionError('ETIMEDOUT', `cannot connect to ${label}: no answer in ${timeoutMs / 1000} s`)), timeoutMs);
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      raw.off('error', onError);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    raw.once('error', onError);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    raw.once('connect', () => {
+      cleanup();
+      raw.setKeepAlive(true, 10_000);
+      resolve(raw);
+    });
+  });
+}
+
+function startTls(raw: net.Socket, o: ConnectPeerOptions, label: string): Promise<tls.TLSSocket> {
+  const identity = o.identity ?? DEFAULT_IDENTITY;
+  return new Promise((resolve, reject) => {
+    const sock = tls.connect({
+      socket: raw,
+      ciphers: PSK_CIPHERS,
+      minVersion: 'TLSv1.2',
+      maxVersion: 'TLSv1.2',
+      pskCallback: () => ({ psk: o.psk, identity }),
+      checkServerIdentity: () => undefined,
+    });
+    const onError = (e: Error): void => {
+      sock.destroy();
+      reject(
+        isAuthFailure(e)
+          ? new BisyncError(ErrorCode.REFUSED, `authentication failed with ${label}: pre-shared key mismatch (or the agent expects a PSK identity other than '${identity}')`, { cause: e, hint: 'use the same --psk-file on both nodes' })
+          : Object.assign(new Error(`TLS handshake with ${label} failed: ${e.message}`, { cause: e }), { code: (e as { code?: string }).code ?? 'ECONNRESET' }),
+      );
+    };
+    sock.once('error', onError);
+    sock.once('secureConnect', () => {
+      sock.off('error', onError);
+      resolve(sock);
+    });
+  });
+}
+
+function totalLength(extents: readonly Extent[]): number {
+  let n = 0;
+  for (const e of extents) n += e[1];
+  return n;
+}
