@@ -43,7 +43,7 @@ class BitmapScanWorker : public PromiseWorker {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk, left));
       size_t got = 0;
       sys::Err e;
-      if (!sys::PreadFull(j_.fd, buf.get(), sys::AlignUp(n, 512), pos, &got, &e)) {
+      if (!sys::PreadFull(j_.fd, buf.get(), sys::AlignUp(n, 4096), pos, &got, &e)) {
         err_.Set(e.code, e.syscall);
         err_.path = j_.path;
         return false;

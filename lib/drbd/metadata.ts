@@ -148,12 +148,10 @@ export class DrbdMetadata {
   async changeSet(peerNodeId?: number): Promise<Extent[]> {
     const all: Extent[] = this.dataSize > 0 ? [[0, this.dataSize]] : [];
     const f = this.sb.flags;
+    const peer = this.sb.format === 'v09' ? this.sb.peers[this.peerOf(peerNodeId, 'change set')] : undefined;
     if (bit(f, MDF.CRASHED_PRIMARY) && bit(f, MDF.AL_DISABLED)) return all;
     if (this.sb.format === 'v08' && bit(f, MDF.FULL_SYNC)) return all;
-    if (this.sb.format === 'v09') {
-      const p = this.sb.peers[this.peerOf(peerNodeId, 'change set')];
-      if (p.bitmapIndex < 0 || bit(p.flags, MDF_PEER.FULL_SYNC)) return all;
-    }
+    if (peer && (peer.bitmapIndex < 0 || bit(peer.flags, MDF_PEER.FULL_SYNC))) return all;
     const bm: Extent[] = [];
     for await (const e of this.bitmapExtents(peerNodeId)) bm.push(e);
     const al = await this.alExtents();
