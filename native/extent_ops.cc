@@ -15,7 +15,10 @@ namespace bisync {
 
 namespace {
 
-constexpr size_t kChunk = 4u << 20;  // bytes per read; a multiple of every block size
+// Bytes per read: small enough that the compare finds both chunks still in
+// cache. A larger block size (up to kMaxBlock) reads one block at a time.
+constexpr size_t kChunk = 1u << 20;
+constexpr size_t kMaxBlock = 4u << 20;  // the TS layer's limit on block sizes
 
 struct Extent {
   uint64_t off, len;
@@ -62,7 +65,7 @@ struct Side {
 // process: allocating per batch cost a page fault per 4 KiB on every call.
 uint8_t* ScratchBuffer(int slot) {
   thread_local sys::AlignedPtr bufs[2];
-  if (!bufs[slot]) bufs[slot] = sys::AllocAligned(kChunk);
+  if (!bufs[slot]) bufs[slot] = sys::AllocAligned(kMaxBlock);
   return bufs[slot].get();
 }
 
@@ -92,12 +95,14 @@ bool WriteAll(Side& s, const uint8_t* p, size_t len, uint64_t off, SysError* err
   return false;
 }
 
-// Calls fn(offset, length) for every chunk of every extent.
+// Calls fn(offset, length) for every chunk of every extent; chunks hold
+// whole blocks, so a block never straddles two reads.
 template <typename Fn>
-bool ForEachChunk(const std::vector<Extent>& extents, Fn fn) {
+bool ForEachChunk(const std::vector<Extent>& extents, uint32_t blockSize, Fn fn) {
+  const size_t chunk = std::max<size_t>(kChunk, blockSize);
   for (const Extent& x : extents)
     for (uint64_t done = 0; done < x.len;) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, x.len - done));
+      size_t n = static_cast<size_t>(std::min<uint64_t>(chunk, x.len - done));
       if (!fn(x.off + done, n)) return false;
       done += n;
     }
@@ -106,6 +111,14 @@ bool ForEachChunk(const std::vector<Extent>& extents, Fn fn) {
 
 Side MakeSide(const Napi::CallbackInfo& info, size_t i) {
   return Side{static_cast<int>(ArgInt(info, i)), ArgString(info, i + 1)};
+}
+
+// The TS layer validates block sizes; this only keeps memory safe.
+bool CheckBlockSize(uint32_t bs, SysError* err) {
+  if (bs >= 512 && bs <= kMaxBlock) return true;
+  err->Set(EINVAL, "block size");
+  err->detail = "block size " + std::to_string(bs) + " is outside 512..4M";
+  return false;
 }
 
 bool Allocate(Side& s, SysError* err, int slot = 0) {
@@ -121,8 +134,8 @@ class HashWorker : public PromiseWorker {
   HashWorker(Napi::Env env, Side s, std::vector<Extent> x, uint32_t bs)
       : PromiseWorker(env, "bisync:hash"), s_(std::move(s)), x_(std::move(x)), bs_(bs) {}
   bool Run() override {
-    if (!Allocate(s_, &err_)) return false;
-    return ForEachChunk(x_, [&](uint64_t off, size_t n) {
+    if (!CheckBlockSize(bs_, &err_) || !Allocate(s_, &err_)) return false;
+    return ForEachChunk(x_, bs_, [&](uint64_t off, size_t n) {
       if (!ReadExact(s_, off, n, &err_)) return false;
       for (size_t b = 0; b < n; b += bs_) {
         const size_t len = std::min<size_t>(bs_, n - b);
@@ -154,8 +167,8 @@ class CompareWorker : public PromiseWorker {
   CompareWorker(Napi::Env env, Side a, Side b, std::vector<Extent> x, uint32_t bs)
       : PromiseWorker(env, "bisync:compare"), a_(std::move(a)), b_(std::move(b)), x_(std::move(x)), bs_(bs) {}
   bool Run() override {
-    if (!Allocate(a_, &err_) || !Allocate(b_, &err_, 1)) return false;
-    return ForEachChunk(x_, [&](uint64_t off, size_t n) {
+    if (!CheckBlockSize(bs_, &err_) || !Allocate(a_, &err_) || !Allocate(b_, &err_, 1)) return false;
+    return ForEachChunk(x_, bs_, [&](uint64_t off, size_t n) {
       if (!ReadExact(a_, off, n, &err_) || !ReadExact(b_, off, n, &err_)) return false;
       // One pass, block by block: a whole-chunk memcmp first would scan a
       // differing chunk twice.
@@ -182,7 +195,7 @@ class CopyWorker : public PromiseWorker {
       : PromiseWorker(env, "bisync:copy"), src_(std::move(src)), dst_(std::move(dst)), x_(std::move(x)) {}
   bool Run() override {
     if (!Allocate(src_, &err_)) return false;
-    return ForEachChunk(x_, [&](uint64_t off, size_t n) {
+    return ForEachChunk(x_, kMaxBlock, [&](uint64_t off, size_t n) {
       if (!ReadExact(src_, off, n, &err_) || !WriteAll(dst_, src_.buf, n, off, &err_)) return false;
       bytes_ += n;
       return true;
@@ -206,7 +219,7 @@ class GatherScatterWorker : public PromiseWorker {
   bool Run() override {
     if (!Allocate(s_, &err_)) return false;
     size_t pos = 0;
-    return ForEachChunk(x_, [&](uint64_t off, size_t n) {
+    return ForEachChunk(x_, kMaxBlock, [&](uint64_t off, size_t n) {
       if (write_) {
         memcpy(s_.buf, data_ + pos, n);
         if (!WriteAll(s_, s_.buf, n, off, &err_)) return false;

@@ -200,6 +200,23 @@ describe('BlockDevice on regular files', () => {
     }
   });
 
+  it('hashExtents with blocks larger than one native read (4 MiB) hashes whole blocks', async () => {
+    const data = crypto.randomBytes((8 << 20) + 4096);
+    const p = writeFile(dir, 'hash4m.img', data);
+    const dev = await BlockDevice.open(p);
+    try {
+      const digests: Buffer[] = [];
+      for await (const h of dev.hashExtents([[0, data.length]], 4 << 20)) digests.push(h.digests);
+      const all = Buffer.concat(digests);
+      assert.equal(all.length, 3 * 16);
+      for (let i = 0; i < 3; i++) {
+        assert.ok(all.subarray(16 * i, 16 * i + 16).equals(native.hashBuffer(data.subarray(i * (4 << 20), (i + 1) * (4 << 20)))), `block ${i}`);
+      }
+    } finally {
+      await dev.close();
+    }
+  });
+
   it('hashBuffer is XXH3-128 (known answer for empty input)', () => {
     // XXH3_128bits("") = 99aa06d3014798d86001c324468d497f (canonical, from the xxHash sanity tests).
     assert.equal(native.hashBuffer(Buffer.alloc(0)).toString('hex'), '99aa06d3014798d86001c324468d497f');

@@ -61,6 +61,8 @@ describe('diffDevices and copyExtents on files', () => {
     [3 * 4096 + 512, 512, 4096, 3],
     [5 << 20, 65536, 1 << 20, 4],
     [(9 << 20) + 4096, 4096, 4 << 20, 5], // batches larger than the native chunk
+    [(9 << 20) + 4096, 4 << 20, 8 << 20, 6], // blocks larger than the native chunk
+    [3 << 20, 2 << 20, 2 << 20, 8],
   ]) {
     it(`finds exactly the blocks a byte-by-byte comparison finds (size ${size}, block ${blockSize}, batch ${batchBytes})`, async () => {
       const a = crypto.randomBytes(size);
