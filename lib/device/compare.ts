@@ -2,7 +2,7 @@
 import { native } from '../native/binding';
 import { BisyncError, ErrorCode } from './errors';
 import { BlockDevice, BulkOptions, batchBytes, checkBlockSize } from './block-device';
-import { Extent, coalesce, fromFlat, toFlat } from './extent';
+import { Extent, coalesce, toFlat } from './extent';
 import { pipelined } from './pipeline';
 
 /** The whole device as one extent list. */
@@ -22,27 +22,39 @@ export async function* diffDevices(a: BlockDevice, b: BlockDevice, blockSize: nu
     const flat = toFlat(batch);
     return a.track(b.track(native.compare(a.handle('diff'), a.path, b.handle('diff'), b.path, flat, blockSize)));
   }, opts);
-  // Batches abut: coalesce across their borders too.
-  yield* coalesceAsync((async function* () {
-    for await (const [batch, flat] of results) {
-      done += batchBytes(batch);
-      opts.onProgress?.(done);
-      yield* fromFlat(flat);
+  // Batches abut: coalesce across their borders too. Results are consumed in
+  // microtasks, which never let the event loop run; step out every so often so
+  // a batch with thousands of differing extents cannot stall timers and I/O.
+  let open: [number, number] | undefined;
+  let sinceBreak = 0;
+  for await (const [batch, flat] of results) {
+    done += batchBytes(batch);
+    opts.onProgress?.(done);
+    for (let i = 0; i < flat.length; i += 2) {
+      const off = flat[i];
+      const len = flat[i + 1];
+      if (open && off === open[0] + open[1]) {
+        open[1] += len;
+        continue;
+      }
+      if (open) {
+        yield open;
+        if (++sinceBreak >= YIELD_EVERY) {
+          sinceBreak = 0;
+          await breathe();
+        }
+      }
+      open = [off, len];
     }
-  })());
+    await breathe();
+  }
+  if (open) yield open;
 }
 
-async function* coalesceAsync(src: AsyncIterable<Extent>): AsyncGenerator<Extent> {
-  let cur: [number, number] | undefined;
-  for await (const [off, len] of src) {
-    if (cur && off === cur[0] + cur[1]) cur[1] += len;
-    else {
-      if (cur) yield cur;
-      cur = [off, len];
-    }
-  }
-  if (cur) yield cur;
-}
+/** Extents handed out between two turns of the event loop. */
+const YIELD_EVERY = 512;
+
+const breathe = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** Copies the extents from src to dst (same offsets); returns bytes copied. */
 export async function copyExtents(src: BlockDevice, dst: BlockDevice, extents: Iterable<Extent>, opts: BulkOptions & { blockSize?: number } = {}): Promise<number> {

@@ -4,6 +4,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { BlockDevice } from '../../lib/device/block-device';
@@ -151,9 +152,22 @@ export async function run(): Promise<BenchRow[]> {
   if (why) return [{ area: 'device', measure: 'all', ours: `skipped: ${why}`, limit: '-', target: '-', met: null }];
   const dir = fs.mkdtempSync('/dev/shm/bisync-bench-');
   const loops: string[] = [];
+  // Highest priority for us and the dd/cmp children alike: on a busy machine
+  // the scheduler, not the code, would otherwise decide the stalls.
+  const priority = os.getPriority();
+  try {
+    os.setPriority(-20);
+  } catch {
+    // not allowed: measure at the normal priority
+  }
   try {
     return await measure(dir, loops);
   } finally {
+    try {
+      os.setPriority(priority);
+    } catch {
+      // lowering back may be refused; harmless
+    }
     for (const l of loops) spawnSync('losetup', ['-d', l]);
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -204,6 +218,8 @@ async function measure(dir: string, loops: string[]): Promise<BenchRow[]> {
   rows.push({ area: 'device', measure: 'cmp -l over the same devices', ours: `${gbps(2 * SIZE, median(lib))} vs cmp ${gbps(2 * SIZE, cmpT)}`, limit, target: 'faster than cmp', met: libRate > (2 * SIZE) / cmpT });
   rows.push({ area: 'device', measure: 'peak RSS of `drbd-bisync diff` (1 GiB)', ours: `${(hwm / 1024).toFixed(0)} MiB`, limit: '-', target: '-', met: null });
 
+  const idle = await withStallMonitor(() => new Promise((resolve) => setTimeout(resolve, 1000)));
+  rows.push({ area: 'device', measure: 'longest event-loop stall, idle for 1 s (machine noise)', ours: `${idle.maxStallMs.toFixed(1)} ms`, limit: '-', target: '-', met: null });
   const diffStall = await withStallMonitor(() => diffInProcess(a, b));
   rows.push({ area: 'device', measure: 'longest event-loop stall during diff', ours: `${diffStall.maxStallMs.toFixed(1)} ms`, limit: '-', target: '< 20 ms', met: diffStall.maxStallMs < 20 });
 
