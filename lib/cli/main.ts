@@ -4,6 +4,7 @@
 import { Command } from 'commander';
 import { registerDeviceCommands } from './commands/device';
 import { registerInspectCommand } from './commands/inspect';
+import { registerResyncCommands } from './commands/resync';
 
 export function buildProgram(): Command {
   const program = new Command('drbd-bisync')
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
     });
   registerDeviceCommands(program);
   registerInspectCommand(program);
+  registerResyncCommands(program);
   return program;
 }
 
