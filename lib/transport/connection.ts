@@ -124,12 +124,14 @@ export class FramedConnection {
     if (testHooks.corruptOutgoing && wire.length > 0 && testHooks.corruptOutgoing(type, json)) wire = corruptLast(wire);
     let wireBytes = 0;
     for (const p of wire) wireBytes += p.length;
-    const header = encodeHeader({ type, flags, id, jsonBytes: jsonBuf.length, wireBytes, rawBytes, checksum });
-    this.socket.cork();
-    let ok = this.socket.write(header);
-    if (jsonBuf.length) ok = this.socket.write(jsonBuf);
+    // Header and JSON in one small write, then each payload part as it is: one
+    // write per buffer lets TLS encrypt straight from it (a corked writev would
+    // first copy everything into one block).
+    const head = Buffer.allocUnsafe(HEADER_BYTES + jsonBuf.length);
+    encodeHeader({ type, flags, id, jsonBytes: jsonBuf.length, wireBytes, rawBytes, checksum }).copy(head);
+    jsonBuf.copy(head, HEADER_BYTES);
+    let ok = this.socket.write(head);
     for (const p of wire) if (p.length) ok = this.socket.write(p);
-    this.socket.uncork();
     this.payloadSent += rawBytes;
     if (!ok) await this.waitDrain();
   }

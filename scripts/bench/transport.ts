@@ -1,0 +1,224 @@
+// Transport: a merge-sized exchange between two nodes in two network
+// namespaces (agent in one, client in the other, TLS-PSK over a veth pair)
+// against copyExtents of the same extents on one host; and the bytes on the
+// wire against the payload. Needs root and ip; devices are loop devices over
+// sparse files in /dev/shm. Run directly, this file is one node of the pair.
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { parseArgs } from 'node:util';
+import { BlockDevice } from '../../lib/device/block-device';
+import { copyExtents } from '../../lib/device/compare';
+import { Extent, normalize, subtract } from '../../lib/device/extent';
+import { ResyncAgent, TransferStats, connectPeer } from '../../lib/transport';
+import { PlainDeviceEndpoint } from '../../lib/transport/plain-endpoint';
+import { transferExtents } from '../../lib/transport/transfer';
+import type { BenchRow } from './types';
+
+const MiB = 2 ** 20;
+const GiB = 2 ** 30;
+const SIZE = 4 * GiB;
+const CHANGED = 256 * MiB;
+const BATCH = 8 * MiB;
+const SUBNET = '10.232.0';
+
+const mbps = (bytes: number, s: number): string => `${(bytes / s / 1e6).toFixed(0)} MB/s`;
+
+/** Scattered extents of 4 KiB to 1 MiB adding up to `total`, sorted, none overlapping `avoid`. */
+function scattered(total: number, avoid: Extent[]): Extent[] {
+  const out: Extent[] = [];
+  let n = 0;
+  while (n < total) {
+    const len = Math.min(total - n, 4096 * (1 + Math.floor(Math.random() * 256)));
+    const off = Math.floor(Math.random() * ((SIZE - len) / 4096)) * 4096;
+    const fresh = [...subtract([[off, len]], normalize([...avoid, ...out]))];
+    for (const e of fresh) {
+      out.push(e);
+      n += e[1];
+    }
+  }
+  return normalize(out);
+}
+
+function ip(...args: string[]): void {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/** A child process running this file as one node, and the JSON lines it prints. */
+function startNode(ns: string, args: string[]): { proc: ChildProcess; next: (event: string) => Promise<Record<string, unknown>> } {
+  const pre = __filename.endsWith('.ts') ? ['-r', 'ts-node/register/transpile-only'] : [];
+  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, ...pre, __filename, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines: Array<Record<string, unknown>> = [];
+  let wake: (() => void) | null = null;
+  readline.createInterface({ input: proc.stdout! }).on('line', (l) => {
+    lines.push(JSON.parse(l) as Record<string, unknown>);
+    wake?.();
+  });
+  proc.on('exit', () => wake?.());
+  const next = async (event: string): Promise<Record<string, unknown>> => {
+    for (;;) {
+      const i = lines.findIndex((l) => l.event === event || l.event === 'failed');
+      if (i >= 0) {
+        const [hit] = lines.splice(i, 1);
+        if (hit.event === 'failed') throw new Error(`node failed: ${String(hit.message)}`);
+        return hit;
+      }
+      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`node exited (${proc.exitCode ?? proc.signalCode}) before '${event}'`);
+      await new Promise<void>((r) => (wake = r));
+    }
+  };
+  return { proc, next };
+}
+
+async function writeExtents(device: string, extents: Extent[]): Promise<void> {
+  const dev = await BlockDevice.open(device, { write: true });
+  try {
+    for (const [off, len] of extents) await dev.write(randomBytes(len), off);
+    await dev.flush();
+  } finally {
+    await dev.close();
+  }
+}
+
+interface Setup {
+  dir: string;
+  loops: string[];
+  ns: string[];
+}
+
+function cleanup(s: Setup): void {
+  for (const l of s.loops) spawnSync('losetup', ['-d', l]);
+  for (const n of s.ns) spawnSync('ip', ['netns', 'del', n]);
+  fs.rmSync(s.dir, { recursive: true, force: true });
+}
+
+function unavailable(): string | null {
+  if (process.getuid?.() !== 0) return 'needs root';
+  if (spawnSync('sh', ['-c', 'command -v ip && command -v losetup'], { stdio: 'ignore' }).status !== 0) return 'needs ip and losetup';
+  return null;
+}
+
+export async function run(): Promise<BenchRow[]> {
+  const why = unavailable();
+  if (why) return [{ area: 'transport', measure: 'all', ours: `skipped: ${why}`, limit: '-', target: '-', met: null }];
+  const tag = `${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
+  const s: Setup = { dir: fs.mkdtempSync('/dev/shm/bisync-bench-transport-'), loops: [], ns: [`bisync-bench-${tag}-a`, `bisync-bench-${tag}-b`] };
+  try {
+    const [nsA, nsB] = s.ns;
+    const [devA, devB] = [`bsb${tag}a`, `bsb${tag}b`];
+    ip('netns', 'add', nsA);
+    ip('netns', 'add', nsB);
+    ip('link', 'add', devA, 'netns', nsA, 'type', 'veth', 'peer', 'name', devB, 'netns', nsB);
+    for (const [ns, dev, addr] of [[nsA, devA, `${SUBNET}.1`], [nsB, devB, `${SUBNET}.2`]]) {
+      ip('-n', ns, 'addr', 'add', `${addr}/24`, 'dev', dev);
+      ip('-n', ns, 'link', 'set', 'lo', 'up');
+      ip('-n', ns, 'link', 'set', dev, 'up');
+    }
+    const loop = (name: string): string => {
+      const file = path.join(s.dir, name);
+      fs.writeFileSync(file, '');
+      fs.truncateSync(file, SIZE);
+      const dev = execFileSync('losetup', ['--find', '--show', file], { encoding: 'utf8' }).trim();
+      s.loops.push(dev);
+      return dev;
+    };
+    const [local, peer] = [loop('local.img'), loop('peer.img')];
+    const localChanges = scattered(CHANGED, []);
+    const peerChanges = scattered(CHANGED, localChanges);
+    await writeExtents(local, localChanges);
+    await writeExtents(peer, peerChanges);
+    const extentsFile = path.join(s.dir, 'extents.json');
+    fs.writeFileSync(extentsFile, JSON.stringify({ push: localChanges, pull: peerChanges }));
+
+    // One host: copyExtents both ways at once, as `drbd-bisync copy` would.
+    const [a, b] = await Promise.all([BlockDevice.open(local, { write: true }), BlockDevice.open(peer, { write: true })]);
+    let oneHost: number;
+    try {
+      const t = performance.now();
+      await Promise.all([copyExtents(a, b, localChanges), copyExtents(b, a, peerChanges)]);
+      await Promise.all([a.flush(), b.flush()]);
+      oneHost = (performance.now() - t) / 1000;
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+
+    const rows: BenchRow[] = [];
+    const psk = randomBytes(32).toString('hex');
+    for (const compression of ['none', 'zstd'] as const) {
+      const agent = startNode(nsA, ['agent', '--device', peer, '--host', `${SUBNET}.1`, '--psk', psk]);
+      try {
+        const { port } = await agent.next('listening');
+        const client = startNode(nsB, ['client', '--device', local, '--host', `${SUBNET}.1`, '--port', String(port), '--psk', psk, '--extents', extentsFile, '--compression', compression]);
+        const done = await client.next('done');
+        const seconds = done.seconds as number;
+        const stats = done.stats as TransferStats;
+        const moved = 2 * CHANGED;
+        const wire = stats.wireBytesSent + stats.wireBytesReceived;
+        const ratio = moved / seconds / (moved / oneHost);
+        const label = compression === 'none' ? '' : ' with zstd (random data)';
+        rows.push({
+          area: 'transport',
+          measure: `merge 2 × 256 MiB scattered 4K–1M extents, 4 GiB loops, across netns${label}`,
+          ours: `${mbps(moved, seconds)} (${(100 * ratio).toFixed(0)}% of one host)`,
+          limit: `${mbps(moved, oneHost)} (copyExtents both ways, one host)`,
+          target: compression === 'none' ? '≥ 70% of one host' : '-',
+          met: compression === 'none' ? ratio >= 0.7 : null,
+        });
+        rows.push({
+          area: 'transport',
+          measure: `bytes on the wire / changed bytes moved (${BATCH / MiB} MiB batches)${label}`,
+          ours: `${(wire / moved).toFixed(4)} (${wire} / ${moved})`,
+          limit: '1.0000',
+          target: '≤ 1.01',
+          met: wire <= 1.01 * moved,
+        });
+      } finally {
+        agent.proc.kill('SIGKILL');
+      }
+    }
+    return rows;
+  } finally {
+    cleanup(s);
+  }
+}
+
+// ---- the two nodes, when run as a child process ----
+
+const say = (o: object): void => void process.stdout.write(JSON.stringify(o) + '\n');
+
+async function agentNode(v: Record<string, string | undefined>): Promise<void> {
+  const endpoint = await PlainDeviceEndpoint.open(v.device!, { write: true });
+  const agent = new ResyncAgent({ endpoint, psk: Buffer.from(v.psk!, 'hex'), listen: { host: v.host!, port: 0 } });
+  agent.on('error', (e: Error) => process.stderr.write(`agent: ${e.message}\n`));
+  const stop = (): void => void agent.close().then(() => endpoint.close()).then(() => process.exit(0));
+  process.once('SIGTERM', stop).once('SIGINT', stop);
+  say({ event: 'listening', ...(await agent.listen()) });
+}
+
+async function clientNode(v: Record<string, string | undefined>): Promise<void> {
+  const { push, pull } = JSON.parse(fs.readFileSync(v.extents!, 'utf8')) as { push: Extent[]; pull: Extent[] };
+  const local = await PlainDeviceEndpoint.open(v.device!, { write: true });
+  const remote = await connectPeer({ host: v.host!, port: Number(v.port), psk: Buffer.from(v.psk!, 'hex'), compression: v.compression === 'zstd' ? 'zstd' : 'none' });
+  const t = performance.now();
+  // Both directions at once on one connection, as a merge moves them.
+  await Promise.all([transferExtents(local, remote, push, { batchBytes: BATCH }), transferExtents(remote, local, pull, { batchBytes: BATCH })]);
+  await Promise.all([local.flush(), remote.flush()]);
+  const seconds = (performance.now() - t) / 1000;
+  const stats = remote.stats();
+  await remote.close();
+  await local.close();
+  say({ event: 'done', seconds, stats });
+}
+
+if (require.main === module) {
+  const { positionals, values } = parseArgs({
+    allowPositionals: true,
+    options: { device: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, psk: { type: 'string' }, extents: { type: 'string' }, compression: { type: 'string' } },
+  });
+  (positionals[0] === 'agent' ? agentNode(values) : positionals[0] === 'client' ? clientNode(values) : run().then((rows) => console.table(rows))).catch((e: Error) => {
+    say({ event: 'failed', message: e.message });
+    process.exitCode = 1;
+  });
+}
