@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { registerDeviceCommands } from './commands/device';
 import { registerInspectCommand } from './commands/inspect';
 import { registerResyncCommands } from './commands/resync';
+import { registerStatusCommands } from './commands/status';
 
 export function buildProgram(): Command {
   const program = new Command('drbd-bisync')
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerDeviceCommands(program);
   registerInspectCommand(program);
   registerResyncCommands(program);
+  registerStatusCommands(program);
   return program;
 }
 

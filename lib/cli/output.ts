@@ -74,7 +74,8 @@ export function reportError(e: unknown, json: boolean): void {
     printJson({ error: { message: err.message, code: code ?? null } });
   }
   process.stderr.write(`drbd-bisync: ${err.message}\n`);
-  const hint = err instanceof BisyncError ? err.hint : hintFor(code);
+  const own = (err as { hint?: unknown }).hint;
+  const hint = err instanceof BisyncError ? err.hint : typeof own === 'string' ? own : hintFor(code);
   if (hint) process.stderr.write(`hint: ${hint}\n`);
   if (process.env.DEBUG && err.stack) process.stderr.write(`${err.stack}\n`);
 }

@@ -25,6 +25,7 @@ export const DrbdCmd = {
 /** Top-level attributes (each a nested struct). */
 const TLA = {
   CFG_CONTEXT: 2,
+  DISK_CONF: 3,
   STATE_INFO: 8,
   RESOURCE_INFO: 15,
   DEVICE_INFO: 16,
@@ -45,6 +46,7 @@ export type Fields = Record<string, number | bigint | string | Buffer | boolean>
 /** Field tables per struct. Tag numbers are per struct; unknown tags are kept as "tagN". */
 const TABLES: Record<number, Table> = {
   [TLA.CFG_CONTEXT]: { 1: ['ctx_volume', 'u32'], 2: ['ctx_resource_name', 'str'], 3: ['ctx_my_addr', 'bin'], 4: ['ctx_peer_addr', 'bin'], 5: ['ctx_conn_name', 'str'], 6: ['ctx_peer_node_id', 'u32'] },
+  [TLA.DISK_CONF]: { 1: ['backing_dev', 'str'], 2: ['meta_dev', 'str'], 3: ['meta_dev_idx', 's32'] },
   [TLA.STATE_INFO]: {
     1: ['sib_reason', 'u32'], 2: ['current_state', 'u32'], 3: ['capacity', 'u64'], 4: ['ed_uuid', 'u64'], 5: ['prev_state', 'u32'], 6: ['new_state', 'u32'],
     7: ['uuids', 'bin'], 8: ['disk_flags', 'u32'], 9: ['bits_total', 'u64'], 10: ['bits_oos', 'u64'], 11: ['bits_rs_total', 'u64'], 12: ['bits_rs_failed', 'u64'],
@@ -126,8 +128,9 @@ export function replicationOf84(cs: string): string {
   return cs === 'Connected' ? 'Established' : cs;
 }
 
-/** DRBD 9 connection + replication → the 8.4 style single state. */
-export function connectionOf9(conn: string, repl: string | undefined): string {
+/** DRBD 9 connection + replication → the 8.4 style single state (an 8.4 kernel, api 1, says WFConnection for Connecting). */
+export function connectionOf9(conn: string, repl: string | undefined, api = 2): string {
+  if (conn === 'Connecting' && api < 2) return 'WFConnection';
   if (conn !== 'Connected') return conn;
   return !repl || repl === 'Established' || repl === 'Off' ? 'Connected' : repl;
 }
@@ -156,10 +159,15 @@ function u64s(b: Buffer): bigint[] {
 
 const SYNC_STATES = new Set(['SyncSource', 'SyncTarget', 'PausedSyncS', 'PausedSyncT']);
 
-/** Progress as /proc/drbd computes it: done = (total - left) / total, per mille. */
-export function progressOf(totalBytes: number, leftBytes: number): SyncProgress {
-  const perMille = totalBytes > 0 ? Math.floor(((totalBytes - leftBytes) * 1000) / totalBytes) : 0;
-  return { percent: Math.max(0, perMille) / 10, remainingBytes: leftBytes, totalBytes };
+/**
+ * Progress exactly as /proc/drbd prints it (drbd_get_syncer_progress): per
+ * mille done from 4 KiB bit counts shifted right by 10, so it moves in steps.
+ */
+export function progressOf(totalBits: number, leftBits: number): SyncProgress {
+  const left = Math.min(leftBits, totalBits);
+  const shift = totalBits > 0xffffffff ? 16 : 10;
+  const perMille = totalBits === 0 ? 1000 : 1000 - Math.floor((Math.floor(left / 2 ** shift) * 1000) / (1 + Math.floor(totalBits / 2 ** shift)));
+  return { percent: perMille / 10, remainingBytes: left * 4096, totalBytes: totalBits * 4096 };
 }
 
 // ---- family resolution and requests ----
@@ -180,7 +188,7 @@ export async function resolveDrbdFamily(sock?: GenlSocket): Promise<DrbdFamily> 
     f = await resolveFamily('drbd', sock);
   } catch (e) {
     if (e instanceof FamilyNotFoundError) {
-      throw new FamilyNotFoundError('drbd', "ENOENT: the drbd kernel module is not loaded (no generic netlink family 'drbd'); load it with `modprobe drbd`");
+      throw new FamilyNotFoundError('drbd', "ENOENT: the drbd kernel module is not loaded (no generic netlink family 'drbd')", 'load it with `modprobe drbd` (and bring the resource up with `drbdadm up RESOURCE`)');
     }
     throw e;
   }
@@ -219,13 +227,15 @@ export function resourcesFromGetStatus(msgs: DrbdMessage[]): ResourceStatus[] {
     const vol: VolumeStatus = { volume, minor: m.minor, disk: st.disk };
     if (si.uuids instanceof Buffer && si.uuids.length >= 32) vol.uuids = uuidsFromArray(u64s(si.uuids));
     if (si.capacity !== undefined) vol.sizeBytes = num(si.capacity) * 512;
+    const backing = m.structs.DISK_CONF?.backing_dev;
+    if (typeof backing === 'string' && backing) vol.backingDevice = backing;
     res.volumes.push(vol);
     res.role = st.role;
     const peer = firstPeer(res, st.conn, st.peer);
     const oos = num(si.bits_oos) * 4096;
     const pv: PeerVolumeStatus = { volume, replication: replicationOf84(st.conn), peerDisk: st.pdsk, outOfSyncBytes: oos };
     if (SYNC_STATES.has(st.conn) && si.bits_rs_total !== undefined) {
-      pv.syncProgress = progressOf(num(si.bits_rs_total) * 4096, Math.max(0, num(si.bits_oos) - num(si.bits_rs_failed)) * 4096);
+      pv.syncProgress = progressOf(num(si.bits_rs_total), Math.max(0, num(si.bits_oos) - num(si.bits_rs_failed)));
     }
     peer.volumes.push(pv);
   }
@@ -244,6 +254,8 @@ export function resourcesFromObjects(
     const ds = m.structs.DEVICE_STATISTICS ?? {};
     const vol: VolumeStatus = { volume: num(m.structs.CFG_CONTEXT!.ctx_volume), minor: m.minor, disk: diskName(api, num(m.structs.DEVICE_INFO?.dev_disk_state)) };
     if (ds.dev_size !== undefined) vol.sizeBytes = num(ds.dev_size) * 512;
+    const backing = m.structs.DEVICE_INFO?.backing_dev_path;
+    if (typeof backing === 'string' && backing) vol.backingDevice = backing;
     if (ds.dev_current_uuid !== undefined) {
       vol.uuids = { current: hexUuid(ds.dev_current_uuid as bigint), bitmap: hexUuid(0n), history: ds.history_uuids instanceof Buffer ? u64s(ds.history_uuids).map(hexUuid) : [] };
     }
@@ -254,8 +266,9 @@ export function resourcesFromObjects(
   for (const m of dumps.connections) {
     const ctx = m.structs.CFG_CONTEXT!;
     const ci = m.structs.CONNECTION_INFO ?? {};
-    const conn = api >= 2 ? name(CONN_9, num(ci.conn_connection_state), 'conn') : name(CONNS_84, num(ci.conn_connection_state), 'conn');
-    const peer: PeerStatus = { connection: conn, role: roleName(num(ci.conn_role)), volumes: [] };
+    // The object dumps use DRBD 9's connection and replication enums on 8.4 kernels too (only disk states differ).
+    const conn = name(CONN_9, num(ci.conn_connection_state), 'conn');
+    const peer: PeerStatus = { connection: connectionOf9(conn, undefined, api), role: roleName(num(ci.conn_role)), volumes: [] };
     if (typeof ctx.ctx_conn_name === 'string' && ctx.ctx_conn_name) peer.name = ctx.ctx_conn_name;
     if (ctx.ctx_peer_node_id !== undefined) peer.nodeId = num(ctx.ctx_peer_node_id);
     peers.set(peerKey(m), { conn, role: peer.role, peer });
@@ -272,17 +285,15 @@ export function resourcesFromObjects(
       peers.set(peerKey(m), entry);
       getOrCreate(byName, resName(m)).peers.push(peer);
     }
-    // 8.4 reports the per-device connection state; 9 its replication state.
-    const repl = api >= 2 ? name(REPL_9, replNum, 'repl') : replicationOf84(name(CONNS_84, replNum, 'conn'));
+    const repl = name(REPL_9, replNum, 'repl');
     const oos = num(ps.peer_dev_out_of_sync) * 512;
     const pv: PeerVolumeStatus = { volume: num(m.structs.CFG_CONTEXT!.ctx_volume), replication: repl, peerDisk: diskName(api, num(pi.peer_disk_state)), outOfSyncBytes: oos };
     if (ps.peer_dev_bitmap_uuid !== undefined) pv.bitmapUuid = hexUuid(ps.peer_dev_bitmap_uuid as bigint);
     if (SYNC_STATES.has(repl) && ps.peer_dev_rs_total !== undefined) {
-      pv.syncProgress = progressOf(num(ps.peer_dev_rs_total) * 512, Math.max(0, num(ps.peer_dev_out_of_sync) - num(ps.peer_dev_resync_failed)) * 512);
+      pv.syncProgress = progressOf(num(ps.peer_dev_rs_total) / 8, Math.max(0, num(ps.peer_dev_out_of_sync) - num(ps.peer_dev_resync_failed)) / 8);
     }
     entry.peer.volumes.push(pv);
-    // 8.4 keeps the connection at WFReportParams once connected; the device's state is the one /proc/drbd shows.
-    entry.peer.connection = api >= 2 ? connectionOf9(entry.conn, repl) : name(CONNS_84, replNum, 'conn');
+    entry.peer.connection = connectionOf9(entry.conn, repl, api);
   }
   for (const r of byName.values()) {
     for (const v of r.volumes) {

@@ -37,6 +37,8 @@ const num = (v: string | undefined): number => (v === undefined || v === '' ? 0 
 /** The current objects as events2 described them, plus split-brain helper calls seen. */
 export class EventsState {
   private readonly objects = new Map<string, Obj>();
+  /** api 1: an 8.4 kernel, whose /proc/drbd says WFConnection where events2 says Connecting. */
+  constructor(private readonly api = 2) {}
   /** Resources whose split-brain handler was called (cleared when they connect again). */
   readonly splitBrainHelper = new Set<string>();
 
@@ -71,10 +73,14 @@ export class EventsState {
     const peerId = (o: Obj): string => `${o.name}\0${o['peer-node-id'] ?? o['conn-name'] ?? ''}`;
     for (const o of objs.filter((x) => x['@object'] === 'resource')) res(o.name).role = o.role ?? 'Unknown';
     for (const o of objs.filter((x) => x['@object'] === 'device')) {
-      res(o.name).volumes.push({ volume: num(o.volume), minor: num(o.minor), disk: o.disk ?? 'Diskless', ...(o.size ? { sizeBytes: num(o.size) * 1024 } : {}) });
+      res(o.name).volumes.push({
+        volume: num(o.volume), minor: num(o.minor), disk: o.disk ?? 'Diskless',
+        ...(o.size ? { sizeBytes: num(o.size) * 1024 } : {}),
+        ...(o.backing_dev && o.backing_dev !== 'none' ? { backingDevice: o.backing_dev } : {}),
+      });
     }
     for (const o of objs.filter((x) => x['@object'] === 'connection')) {
-      const peer: PeerStatus = { connection: o.connection ?? 'StandAlone', role: o.role ?? 'Unknown', volumes: [] };
+      const peer: PeerStatus = { connection: connectionOf9(o.connection ?? 'StandAlone', undefined, this.api), role: o.role ?? 'Unknown', volumes: [] };
       if (o['conn-name']) peer.name = o['conn-name'];
       if (o['peer-node-id'] !== undefined) peer.nodeId = num(o['peer-node-id']);
       peers.set(peerId(o), { conn: peer.connection, peer });
@@ -90,7 +96,7 @@ export class EventsState {
         pv.syncProgress = { percent: Math.floor(Number(o.done) * 10) / 10, remainingBytes: pv.outOfSyncBytes, ...(o.eta !== undefined ? { etaSeconds: num(o.eta) } : {}) };
       }
       entry.peer.volumes.push(pv);
-      entry.peer.connection = connectionOf9(entry.conn, repl);
+      entry.peer.connection = connectionOf9(entry.conn, repl, this.api);
     }
     return [...byName.values()].map((r) => {
       summarize(r);
@@ -104,8 +110,8 @@ export class EventsState {
 }
 
 /** Parses a whole `events2 --now` dump. */
-export function parseEvents2(text: string): { state: EventsState; resources: ResourceStatus[] } {
-  const state = new EventsState();
+export function parseEvents2(text: string, api = 2): { state: EventsState; resources: ResourceStatus[] } {
+  const state = new EventsState(api);
   for (const line of text.split('\n')) {
     const ev = parseEvents2Line(line);
     if (ev) state.apply(ev);

@@ -180,9 +180,12 @@ export class FamilyNotFoundError extends Error {
   readonly code = 'ENOENT';
   readonly errno = -2;
   readonly syscall = 'genl(CTRL_CMD_GETFAMILY)';
-  constructor(readonly family: string, message?: string) {
+  /** A next step for the operator (the CLI prints it). */
+  hint?: string;
+  constructor(readonly family: string, message?: string, hint?: string) {
     super(message ?? `ENOENT: generic netlink family '${family}' not found`);
     this.name = 'FamilyNotFoundError';
+    if (hint) this.hint = hint;
   }
 }
 

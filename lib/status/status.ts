@@ -73,7 +73,7 @@ async function fromSource(source: StatusSource, opts: StatusOptions): Promise<Dr
   try {
     text = fs.readFileSync(procPath, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new FamilyNotFoundError('drbd', `ENOENT: ${procPath} does not exist: the drbd kernel module is not loaded`);
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new FamilyNotFoundError('drbd', `ENOENT: ${procPath} does not exist: the drbd kernel module is not loaded`, 'load it with `modprobe drbd`');
     throw e;
   }
   return fromProcText(parseProcDrbd(text));
@@ -158,7 +158,17 @@ export async function fromEvents2(): Promise<DrbdStatus> {
     const err = e as NodeJS.ErrnoException & { stderr?: string };
     throw new Error(err.code === 'ENOENT' ? 'drbdsetup is not installed' : `drbdsetup events2 failed: ${(err.stderr || err.message).trim()}`);
   }
-  return { source: 'events2', resources: parseEvents2(stdout).resources };
+  // An 8.4 module (api:1 in /proc/drbd) names its states the 8.4 way.
+  const api = /\(api:1\//.test(readIfExists('/proc/drbd')) ? 1 : 2;
+  return { source: 'events2', api, resources: parseEvents2(stdout, api).resources };
+}
+
+function readIfExists(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** StandAlone plus a split-brain message newer than the last reconnect. */

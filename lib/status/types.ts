@@ -52,6 +52,8 @@ export interface VolumeStatus {
   uuids?: Uuids;
   /** Capacity in bytes, when known. */
   sizeBytes?: number;
+  /** The backing (lower) device, when the source names it. */
+  backingDevice?: string;
 }
 
 export interface ResourceStatus {

@@ -82,7 +82,7 @@ describe('status: generic netlink', () => {
       this.skip();
     }
     await assert.rejects(resolveDrbdFamily(), (e: NodeJS.ErrnoException) => e.code === 'ENOENT' && /drbd kernel module is not loaded/.test(e.message));
-    await assert.rejects(getStatus({ kernelLog: [] }), (e: NodeJS.ErrnoException) => e.code === 'ENOENT' && /modprobe drbd/.test(e.message));
+    await assert.rejects(getStatus({ kernelLog: [] }), (e: NodeJS.ErrnoException & { hint?: string }) => e.code === 'ENOENT' && /drbd kernel module is not loaded/.test(e.message) && /modprobe drbd/.test(e.hint ?? ''));
     await assert.rejects(getStatus({ source: 'proc', kernelLog: [] }), (e: NodeJS.ErrnoException) => e.code === 'ENOENT' && /\/proc\/drbd does not exist/.test(e.message));
   });
 });
