@@ -5,8 +5,10 @@ import { randomBytes } from 'node:crypto';
 import { BisyncError } from '../../lib/device/errors';
 import type { Extent } from '../../lib/device/extent';
 import { ResyncAgent, RemoteEndpoint, SessionEnd, connectPeer } from '../../lib/transport';
-import { testHooks } from '../../lib/transport/connection';
-import { FrameType } from '../../lib/transport/wire';
+import * as tls from 'node:tls';
+import { FramedConnection, testHooks } from '../../lib/transport/connection';
+import { PSK_CIPHERS } from '../../lib/transport/psk';
+import { Frame, FrameType } from '../../lib/transport/wire';
 import { MemoryEndpoint } from './fixtures/memory-endpoint';
 import { startRelay } from './fixtures/proxy';
 
@@ -43,6 +45,17 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
     if (Date.now() > end) throw new Error('condition not reached in time');
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** A bare authenticated connection, to speak the protocol wrongly on purpose. */
+async function rawSession(port: number): Promise<{ conn: FramedConnection; frames: Frame[]; closed: Promise<Error | null> }> {
+  const sock = tls.connect({ host: '127.0.0.1', port, ciphers: PSK_CIPHERS, maxVersion: 'TLSv1.2', pskCallback: () => ({ psk: PSK, identity: 'drbd-bisync' }), checkServerIdentity: () => undefined });
+  await new Promise((r) => sock.once('secureConnect', r));
+  const frames: Frame[] = [];
+  let onClose!: (e: Error | null) => void;
+  const closed = new Promise<Error | null>((r) => (onClose = r));
+  const conn = new FramedConnection(sock, sock, 'test agent', { onFrame: (f) => frames.push(f), onCorruptFrame: () => undefined, onClose: (e) => onClose(e) });
+  return { conn, frames, closed };
 }
 
 describe('transport: agent and RemoteEndpoint over TLS-PSK', function () {
@@ -316,6 +329,51 @@ describe('transport: agent and RemoteEndpoint over TLS-PSK', function () {
       assert.ok(performance.now() - t < 10_000);
     } finally {
       release();
+      await relay.close();
+    }
+  });
+
+  it('refuses a client that speaks another protocol version, naming both', async () => {
+    const s = await startAgent(new MemoryEndpoint(MiB));
+    agent = s.agent;
+    const { conn, frames, closed } = await rawSession(s.port);
+    await conn.send(FrameType.HELLO, 0, { protocol: 99, features: [], compression: 'none', rateLimit: null, idleTimeoutMs: 5000 });
+    await closed;
+    assert.equal(frames[0]?.type, FrameType.ERROR);
+    const e = frames[0].json as { code: string; message: string };
+    assert.equal(e.code, 'ERR_PROTOCOL');
+    assert.match(e.message, /protocol 99, this agent speaks 1/);
+  });
+
+  it('drops a session that sends garbage, and serves the next client', async () => {
+    const ep = new MemoryEndpoint(MiB);
+    const s = await startAgent(ep);
+    agent = s.agent;
+    const { conn, closed } = await rawSession(s.port);
+    conn.socket.write(Buffer.alloc(64, 0x41));
+    await closed;
+    await until(() => !s.agent.sessionActive);
+    remote = await connectPeer({ host: '127.0.0.1', port: s.port, psk: PSK });
+    assert.equal((await remote.info()).size, MiB);
+  });
+
+  it('ends a session whose client went silent, so the coordinator can reconnect and resume', async () => {
+    const ep = new MemoryEndpoint(MiB);
+    const s = await startAgent(ep);
+    agent = s.agent;
+    const relay = await startRelay(s.port);
+    try {
+      const first = await connectPeer({ host: '127.0.0.1', port: relay.port, psk: PSK, idleTimeoutMs: 500 });
+      await first.write([[0, 4096]], Buffer.alloc(4096, 1));
+      relay.blackhole();
+      await until(() => s.ends.length === 1, 10_000);
+      assert.match(String(s.ends[0].error?.message), /nothing received/);
+      await first.close().catch(() => undefined);
+      remote = await connectPeer({ host: '127.0.0.1', port: s.port, psk: PSK });
+      await remote.write([[4096, 4096]], Buffer.alloc(4096, 2));
+      assert.ok((await remote.read([[0, 8192]])).equals(Buffer.concat([Buffer.alloc(4096, 1), Buffer.alloc(4096, 2)])));
+      assert.equal(ep.closed, false);
+    } finally {
       await relay.close();
     }
   });
