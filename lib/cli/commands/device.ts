@@ -26,6 +26,7 @@ export function registerDeviceCommands(program: Command): void {
             devno: dev.devno ?? null,
             loopBackingFile: dev.loopBackingFile ?? null,
             direct: dev.direct,
+            directFallback: dev.directFallback ?? null,
           };
           if (o.json) printJson(doc);
           else {
@@ -53,6 +54,7 @@ export function registerDeviceCommands(program: Command): void {
         const blockSize = parseSize(o.blockSize, '--block-size');
         const [devA, devB] = [await BlockDevice.open(a), await BlockDevice.open(b)];
         try {
+          noteFallback(devA, devB);
           const bar = progress('diff', devA.size, !o.json);
           const extents: Extent[] = [];
           try {
@@ -90,6 +92,7 @@ export function registerDeviceCommands(program: Command): void {
         try {
           const devDst = await BlockDevice.open(dst, { write: true });
           try {
+            noteFallback(devSrc, devDst);
             await confirmWrite(o.yes, `${formatBytes(total)} to ${dst}`);
             const bar = progress('copy', total, !o.json);
             const copied = await copyExtents(devSrc, devDst, extents, { onProgress: (d) => bar.update(d) }).finally(() => bar.stop());
@@ -105,6 +108,11 @@ export function registerDeviceCommands(program: Command): void {
         }
       }),
     );
+}
+
+/** Buffered I/O instead of O_DIRECT is slower and fills the page cache: say so (stderr). */
+function noteFallback(...devs: BlockDevice[]): void {
+  for (const d of devs) if (d.directFallback) process.stderr.write(`drbd-bisync: note: '${d.path}': ${d.directFallback}\n`);
 }
 
 /** Reads an extent list: a JSON array of pairs, or an object with an "extents" array (diff --json output). */
