@@ -194,13 +194,16 @@ export class DrbdMetadata {
     const sb = this.sb;
     const l = this.layout;
     const geo = this.geometry();
+    const peer = sb.format === 'v09' ? (opts.peerNodeId !== undefined ? this.peerOf(opts.peerNodeId, 'report') : this.defaultPeer) : undefined;
+    // Extents are kept only when printed, or for the union of all v09 slots.
+    const keep = !!opts.extents || (sb.format === 'v09' && peer === undefined);
     const collect = async (slot: number): Promise<{ bitsSet: number; extents: Extent[]; bytes: number }> => {
       const stats = { bitsSet: 0 };
       const extents: Extent[] = [];
       let bytes = 0;
       for await (const e of scanSlot(this.metaDevice, geo, slot, stats)) {
         bytes += e[1];
-        if (opts.extents || sb.format === 'v09') extents.push(e);
+        if (keep) extents.push(e);
       }
       return { bitsSet: stats.bitsSet, extents, bytes };
     };
@@ -231,7 +234,6 @@ export class DrbdMetadata {
     doc.nodeId = sb.nodeId;
     doc.maxPeers = sb.maxPeers;
     doc.peers = [];
-    const peer = opts.peerNodeId !== undefined ? this.peerOf(opts.peerNodeId, 'report') : this.defaultPeer;
     let unionExtents: Extent[] = [];
     for (const p of sb.peers) {
       if (p.nodeId === sb.nodeId || (p.bitmapIndex < 0 && p.bitmapUuid === 0n && p.flags === 0)) continue;
@@ -293,6 +295,8 @@ export class DrbdMetadata {
       if (!d.writable) throw new BisyncError(ErrorCode.READ_ONLY, `meta-data update needs '${d.path}' opened for writing`);
     }
     const plan = this.plan(u);
+    // Replayed before any write: a corrupt AL must fail the update, not half-apply it.
+    const al = u.clean ? await this.alExtents() : [];
     const dev = this.metaDevice;
     const geo = this.geometry();
     if (plan.set.length && plan.setSlots.length) {
@@ -300,7 +304,6 @@ export class DrbdMetadata {
       await dev.flush();
     }
     if (u.clean) {
-      const al = await this.alExtents();
       const foldSlots = [...Array(this.sb.maxPeers).keys()].filter((s) => !plan.clearSlots.includes(s));
       if (al.length && foldSlots.length) {
         // apply-al sets whole 4 MiB extents, also past la_size inside the bitmap.

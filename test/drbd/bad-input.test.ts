@@ -157,6 +157,17 @@ describe('drbd meta-data: bad input', function () {
     }
   });
 
+  it('writes only through an exclusive open: a second writer gets EBUSY', async function () {
+    const c = makeCase('v08', 'internal', prng(SEED));
+    const h = await readMetadataAt(c.backing, {}, { write: true });
+    try {
+      await assert.rejects(readMetadataAt(c.backing, {}, { write: true }), { code: 'EBUSY' });
+    } finally {
+      await h.close();
+      c.cleanup();
+    }
+  });
+
   it('refuses an external index without a meta-data device', async function () {
     const c = makeCase('v08', 'internal', prng(SEED));
     const dev = await BlockDevice.open(c.backing);
