@@ -64,14 +64,21 @@ export function describeLine(r: ResourceStatus): string {
 }
 
 function printStatus(st: DrbdStatus): void {
-  if (!st.resources.length) println('no DRBD resources are configured');
+  for (const line of statusLines(st)) println(line);
+}
+
+/** The human report: a line per resource, details indented, the source last. */
+export function statusLines(st: DrbdStatus): string[] {
+  const out: string[] = [];
+  if (!st.resources.length) out.push('no DRBD resources are configured');
   for (const r of st.resources) {
-    println(describeLine(r));
-    for (const line of details(r)) println(`  ${line}`);
+    out.push(describeLine(r));
+    for (const line of details(r)) out.push(`  ${line}`);
   }
   const via = st.source === 'netlink' ? `netlink (api ${st.api})` : st.source === 'proc' ? `/proc/drbd (${st.version ?? '?'})` : 'drbdsetup events2';
-  println(`source: ${via}`);
-  for (const why of st.fallbackReasons ?? []) println(`  (not used: ${why})`);
+  out.push(`source: ${via}`);
+  for (const why of st.fallbackReasons ?? []) out.push(`  (not used: ${why})`);
+  return out;
 }
 
 function details(r: ResourceStatus): string[] {
