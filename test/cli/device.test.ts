@@ -16,7 +16,7 @@ interface DiffDoc {
 }
 
 describe('CLI: info, diff, copy', function () {
-  this.timeout(60000);
+  this.timeout(180000); // each CLI run transpiles the sources with ts-node
   let dir: string;
   let a: string;
   let b: string;

@@ -56,20 +56,29 @@ export function registerDeviceCommands(program: Command): void {
         try {
           noteFallback(devA, devB);
           const bar = progress('diff', devA.size, !o.json);
+          // JSON needs the whole list, and on a terminal the lines would
+          // tangle with the progress bar; piped human output streams, so a
+          // huge difference does not have to fit in memory.
+          const stream = !o.json && !process.stdout.isTTY;
           const extents: Extent[] = [];
+          let count = 0;
+          let differentBytes = 0;
           try {
-            for await (const e of diffDevices(devA, devB, blockSize, { onProgress: (d) => bar.update(d) })) extents.push(e);
+            for await (const e of diffDevices(devA, devB, blockSize, { onProgress: (d) => bar.update(d) })) {
+              count++;
+              differentBytes += e[1];
+              if (stream) println(`${e[0]}\t${e[1]}`);
+              else extents.push(e);
+            }
           } finally {
             bar.stop();
           }
-          const differentBytes = totalBytes(extents);
-          if (o.json) printJson({ identical: extents.length === 0, blockSize, differentBytes, extents });
-          else if (!extents.length) println('identical');
+          if (o.json) printJson({ identical: count === 0, blockSize, differentBytes, extents });
           else {
             for (const [off, len] of extents) println(`${off}\t${len}`);
-            println(`${formatBytes(differentBytes)} differ in ${extents.length} extent(s)`);
+            println(count ? `${formatBytes(differentBytes)} differ in ${count} extent(s)` : 'identical');
           }
-          return extents.length ? Exit.DIFFERENT : Exit.OK;
+          return count ? Exit.DIFFERENT : Exit.OK;
         } finally {
           await Promise.all([devA.close(), devB.close()]);
         }
