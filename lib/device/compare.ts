@@ -61,13 +61,16 @@ export async function copyExtents(src: BlockDevice, dst: BlockDevice, extents: I
   if (!dst.writable) throw new BisyncError(ErrorCode.READ_ONLY, `destination '${dst.path}' was opened read-only`);
   const unit = Math.max(src.logicalSectorSize, dst.logicalSectorSize, opts.blockSize ?? 512);
   let done = 0;
-  const checked = (function* () {
-    for (const e of coalesce(extents)) {
+  const checked = function* (list: Iterable<Extent>): Generator<Extent> {
+    for (const e of coalesce(list)) {
       dst.checkRange(e[0], e[1], 'copy extent');
       yield e;
     }
-  })();
-  for await (const [, n] of pipelined(src.validBatches(checked, unit, opts), (batch) => src.track(dst.track(native.copy(src.handle('copy'), src.path, dst.handle('copy'), dst.path, toFlat(batch)))), opts)) {
+  };
+  // A list in memory is checked whole before the first write, so a bad entry
+  // near its end changes nothing; a stream is checked as it goes.
+  if (Array.isArray(extents)) for (const _ of src.validBatches(checked(extents), unit, opts));
+  for await (const [, n] of pipelined(src.validBatches(checked(extents), unit, opts), (batch) => src.track(dst.track(native.copy(src.handle('copy'), src.path, dst.handle('copy'), dst.path, toFlat(batch)))), opts)) {
     done += n;
     opts.onProgress?.(done);
   }
