@@ -1,9 +1,12 @@
-// Runs the drbd-bisync CLI from source in a child process, as an operator would.
+// Runs the drbd-bisync CLI in a child process, as an operator would: the
+// built one (`npm test` compiles first), or from source when there is none.
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 const ROOT = path.join(__dirname, '..', '..');
-const ARGS = ['-r', 'ts-node/register/transpile-only', path.join(ROOT, 'lib', 'cli', 'main.ts')];
+const BUILT = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
+const ARGS = fs.existsSync(BUILT) ? [BUILT] : ['-r', 'ts-node/register/transpile-only', path.join(ROOT, 'lib', 'cli', 'main.ts')];
 
 export interface CliResult {
   status: number | null;
