@@ -150,7 +150,7 @@ describe('diffDevices and copyExtents on files', () => {
       await assert.rejects(copyExtents(src, rw, [[0, 4096], [4096, 8192]]), /past the end/);
       await assert.rejects(copyExtents(src, rw, [[100, 512]]), /not aligned to 512/);
       // The bad entry comes after a good one in a later batch: still nothing written.
-      await assert.rejects(copyExtents(src, rw, [[0, 4096], [1 << 20, 4096]], { batchBytes: 4096, concurrency: 1 }), /past the end/);
+      await assert.rejects(copyExtents(src, rw, [[0, 512], [1024, 512], [2048, 512], [3072, 512], [1 << 20, 4096]], { batchBytes: 512, concurrency: 1 }), /past the end/);
     } finally {
       await Promise.all([src.close(), ro.close(), rw.close()]);
     }
