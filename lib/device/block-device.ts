@@ -140,7 +140,10 @@ export class BlockDevice {
 
   /** Reads the extents back to back into one buffer (for sending). */
   async gather(extents: readonly Extent[]): Promise<Buffer> {
-    for (const e of extents) this.checkRange(e[0], e[1], 'gather');
+    for (const e of extents) {
+      this.checkRange(e[0], e[1], 'gather');
+      this.checkAligned(e, this.logicalSectorSize, 'gather');
+    }
     const buf = Buffer.allocUnsafe(batchBytes(extents));
     await this.track(native.gather(this.fd, this.path, toFlat(extents), buf));
     return buf;

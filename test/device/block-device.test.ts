@@ -235,6 +235,7 @@ describe('BlockDevice on regular files', () => {
       assert.ok((await dev.read(4096, 4096)).equals(fresh.subarray(0, 4096)));
       assert.ok((await dev.read(5 * 4096, 8192)).equals(fresh.subarray(4096)));
       await assert.rejects(dev.scatter(ext, Buffer.alloc(10)), /scatter data is 10 bytes but the extents cover 12288/);
+      await assert.rejects(dev.gather([[100, 512]]), /gather \[100, 512\] is not aligned to 512/);
     } finally {
       await dev.close();
     }
