@@ -1,7 +1,7 @@
 // DRBD's generic netlink family "drbd": the attribute tables and state enums
 // (linux/drbd_genl.h, linux/drbd.h; 8.4 = family version 1, 9 = version 2),
 // the status requests, and decoding into the status document.
-import { Attr, GenlFamily, GenlMessage, GenlSocket, GenlOpFlags, FamilyNotFoundError, attrString, encodeNested, encodeString, parseAttrs, resolveFamily } from './genl';
+import { GenlFamily, GenlMessage, GenlSocket, GenlOpFlags, FamilyNotFoundError, encodeNested, encodeString, forEachAttr, resolveFamily } from './genl';
 import type { PeerStatus, PeerVolumeStatus, ResourceStatus, SyncProgress, Uuids, VolumeStatus } from './types';
 
 /** genlmsghdr.cmd values. */
@@ -43,7 +43,7 @@ type Kind = 'u32' | 's32' | 'u64' | 'str' | 'bin' | 'flag';
 type Table = Record<number, readonly [string, Kind]>;
 export type Fields = Record<string, number | bigint | string | Buffer | boolean>;
 
-/** Field tables per struct. Tag numbers are per struct; unknown tags are kept as "tagN". */
+/** Field tables per struct. Tag numbers are per struct; tags not listed are skipped. */
 const TABLES: Record<number, Table> = {
   [TLA.CFG_CONTEXT]: { 1: ['ctx_volume', 'u32'], 2: ['ctx_resource_name', 'str'], 3: ['ctx_my_addr', 'bin'], 4: ['ctx_peer_addr', 'bin'], 5: ['ctx_conn_name', 'str'], 6: ['ctx_peer_node_id', 'u32'] },
   [TLA.DISK_CONF]: { 1: ['backing_dev', 'str'], 2: ['meta_dev', 'str'], 3: ['meta_dev_idx', 's32'] },
@@ -51,6 +51,8 @@ const TABLES: Record<number, Table> = {
     1: ['sib_reason', 'u32'], 2: ['current_state', 'u32'], 3: ['capacity', 'u64'], 4: ['ed_uuid', 'u64'], 5: ['prev_state', 'u32'], 6: ['new_state', 'u32'],
     7: ['uuids', 'bin'], 8: ['disk_flags', 'u32'], 9: ['bits_total', 'u64'], 10: ['bits_oos', 'u64'], 11: ['bits_rs_total', 'u64'], 12: ['bits_rs_failed', 'u64'],
     13: ['helper', 'str'], 14: ['helper_exit_code', 'u32'],
+    15: ['send_cnt', 'u64'], 16: ['recv_cnt', 'u64'], 17: ['read_cnt', 'u64'], 18: ['writ_cnt', 'u64'], 19: ['al_writ_cnt', 'u64'], 20: ['bm_writ_cnt', 'u64'],
+    21: ['ap_bio_cnt', 'u32'], 22: ['ap_pending_cnt', 'u32'], 23: ['rs_pending_cnt', 'u32'],
   },
   [TLA.RESOURCE_INFO]: { 1: ['res_role', 'u32'], 2: ['res_susp', 'flag'], 3: ['res_susp_nod', 'flag'], 4: ['res_susp_fen', 'flag'] },
   [TLA.DEVICE_INFO]: { 1: ['dev_disk_state', 'u32'], 4: ['backing_dev_path', 'str'] },
@@ -65,21 +67,27 @@ const TABLES: Record<number, Table> = {
   [TLA.HELPER]: { 1: ['helper_name', 'str'], 2: ['helper_status', 'u32'] },
 };
 
-function decodeStruct(tla: number, payload: Buffer): Fields {
+function decodeStruct(tla: number, buf: Buffer, start: number, end: number): Fields {
   const table = TABLES[tla] ?? {};
   const out: Fields = {};
-  for (const a of parseAttrs(payload)) {
-    const [name, kind] = table[a.type] ?? [`tag${a.type}`, 'bin'];
-    const p = a.payload;
+  forEachAttr(buf, start, end, (type, from, to) => {
+    const field = table[type];
+    if (!field) return;
+    const [name, kind] = field;
     out[name] =
-      kind === 'u32' ? p.readUInt32LE(0)
-        : kind === 's32' ? p.readInt32LE(0)
-        : kind === 'u64' ? p.readBigUInt64LE(0)
-        : kind === 'str' ? attrString(p)
-        : kind === 'flag' ? (p.length ? p.readUInt8(0) !== 0 : true)
-        : p;
-  }
+      kind === 'u32' ? buf.readUInt32LE(from)
+        : kind === 's32' ? buf.readInt32LE(from)
+        : kind === 'u64' ? buf.readBigUInt64LE(from)
+        : kind === 'str' ? cString(buf, from, to)
+        : kind === 'flag' ? (to > from ? buf[from] !== 0 : true)
+        : buf.subarray(from, to);
+  });
   return out;
+}
+
+function cString(buf: Buffer, from: number, to: number): string {
+  const nul = buf.indexOf(0, from);
+  return buf.toString('utf8', from, nul >= 0 && nul < to ? nul : to);
 }
 
 /** One DRBD message: its fixed header and its structs by name. */
@@ -95,10 +103,11 @@ const TLA_NAMES = Object.fromEntries(Object.entries(TLA).map(([k, v]) => [v, k])
 export function decodeDrbdMessage(msg: GenlMessage): DrbdMessage {
   if (msg.payload.length < 8) throw new RangeError(`drbd netlink message of ${msg.payload.length} bytes is shorter than its 8-byte header`);
   const structs: DrbdMessage['structs'] = {};
-  for (const a of parseAttrs(msg.payload, 8) as Attr[]) {
-    const name = TLA_NAMES[a.type];
-    if (name) structs[name] = decodeStruct(a.type, a.payload);
-  }
+  const p = msg.payload;
+  forEachAttr(p, 8, p.length, (type, from, to) => {
+    const name = TLA_NAMES[type];
+    if (name) structs[name] = decodeStruct(type, p, from, to);
+  });
   return { cmd: msg.cmd, minor: msg.payload.readUInt32LE(0), retCode: msg.payload.readInt32LE(4), structs };
 }
 

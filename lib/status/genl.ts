@@ -36,19 +36,27 @@ const NLA_HDRLEN = 4;
 const NLA_TYPE_MASK = 0x3fff;
 const align4 = (n: number): number => (n + 3) & ~3;
 
+/**
+ * Calls fn(type, payloadStart, payloadEnd) for each attribute in buf[start, end)
+ * without copying or slicing; a truncated tail is an error.
+ */
+export function forEachAttr(buf: Buffer, start: number, end: number, fn: (type: number, from: number, to: number) => void): void {
+  let off = start;
+  while (off + NLA_HDRLEN <= end) {
+    const len = buf.readUInt16LE(off);
+    const type = buf.readUInt16LE(off + 2) & NLA_TYPE_MASK;
+    if (len < NLA_HDRLEN || off + len > end) {
+      throw new RangeError(`netlink attribute at byte ${off} has length ${len}, only ${end - off} bytes left`);
+    }
+    fn(type, off + NLA_HDRLEN, off + len);
+    off += align4(len);
+  }
+}
+
 /** Splits a byte run into netlink attributes; a truncated tail is an error. */
 export function parseAttrs(buf: Buffer, start = 0): Attr[] {
   const out: Attr[] = [];
-  let off = start;
-  while (off + NLA_HDRLEN <= buf.length) {
-    const len = buf.readUInt16LE(off);
-    const type = buf.readUInt16LE(off + 2) & NLA_TYPE_MASK;
-    if (len < NLA_HDRLEN || off + len > buf.length) {
-      throw new RangeError(`netlink attribute at byte ${off} has length ${len}, only ${buf.length - off} bytes left`);
-    }
-    out.push({ type, payload: buf.subarray(off + NLA_HDRLEN, off + len) });
-    off += align4(len);
-  }
+  forEachAttr(buf, start, buf.length, (type, from, to) => out.push({ type, payload: buf.subarray(from, to) }));
   return out;
 }
 
