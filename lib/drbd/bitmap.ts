@@ -80,7 +80,7 @@ const CHUNK_WORDS = 1 << 16; // slot words per chunk: 256 KiB x maxPeers of area
  * Applies clear-then-set per chunk of the area with one read and one write per
  * chunk, so no page is ever written with fewer set bits than `set` asks for.
  */
-export async function editBitmap(dev: BlockDevice, g: SlotGeometry, edit: BitEdit): Promise<void> {
+export async function editBitmap(dev: BlockDevice, g: SlotGeometry, edit: BitEdit, afterChunk?: () => void): Promise<void> {
   const group = 4 * g.maxPeers;
   const touched = new Set<number>();
   if (edit.clearSlots.length) for (let c = 0; c * CHUNK_WORDS < g.wordsPerSlot; c++) touched.add(c);
@@ -106,6 +106,7 @@ export async function editBitmap(dev: BlockDevice, g: SlotGeometry, edit: BitEdi
       for (const s of edit.setSlots) setBits(buf, g.maxPeers, s, a, b);
     }
     await dev.write(buf, pos);
+    afterChunk?.();
   }
 }
 

@@ -2,6 +2,7 @@
 import { BlockDevice } from '../device/block-device';
 import { BisyncError, ErrorCode } from '../device/errors';
 import { Extent, checkExtent, normalize, totalBytes, union } from '../device/extent';
+import { mdFailpoint } from './failpoint';
 import { AL_EXTENT_SIZE, alByteExtents, initializedAl, readAl, replayAl } from './activity-log';
 import { SlotGeometry, bitRanges, editBitmap, scanSlot } from './bitmap';
 import { Index, Layout, MAGIC, MDF, MDF_PEER, Superblock, bad, decodeSuperblock, encodeSuperblock, layoutOf, superblockOffset, SUPERBLOCK_SIZE, PEERS_MAX } from './superblock';
@@ -302,22 +303,31 @@ export class DrbdMetadata {
     if (plan.set.length && plan.setSlots.length) {
       await editBitmap(dev, geo, { clearSlots: [], setSlots: plan.setSlots, set: plan.set });
       await dev.flush();
+      mdFailpoint('after-set-bits');
     }
     if (u.clean) {
-      const foldSlots = [...Array(this.sb.maxPeers).keys()].filter((s) => !plan.clearSlots.includes(s));
-      if (al.length && foldSlots.length) {
+      // Into every slot, also those cleared later: until the superblock is
+      // written, a crash must find the AL's extents in the bitmap.
+      const foldSlots = [...Array(this.sb.maxPeers).keys()];
+      if (al.length) {
         // apply-al sets whole 4 MiB extents, also past la_size inside the bitmap.
         const g = { ...geo, nBits: Math.min(geo.wordsPerSlot * 32, Math.ceil((geo.dataSize + AL_EXTENT_SIZE) / geo.bytesPerBit)) };
         await editBitmap(dev, geo, { clearSlots: [], setSlots: foldSlots, set: [...bitRanges(al.map(([o, n]) => [o, Math.ceil((o + n) / AL_EXTENT_SIZE) * AL_EXTENT_SIZE - o] as Extent), g)] });
         await dev.flush();
+        mdFailpoint('after-al-fold');
       }
       await dev.write(initializedAl(this.layout.alBytes), this.layout.alStart);
       await dev.flush();
+      mdFailpoint('after-al-init');
     }
     await dev.write(encodeSuperblock(plan.sb, this.raw), this.layout.mdOffset);
     await dev.flush();
+    mdFailpoint('after-superblock');
     if (plan.clearSlots.length) {
-      await editBitmap(dev, geo, { clearSlots: plan.clearSlots, setSlots: plan.setSlots, set: plan.set });
+      let chunks = 0;
+      await editBitmap(dev, geo, { clearSlots: plan.clearSlots, setSlots: plan.setSlots, set: plan.set }, () => {
+        if (++chunks === 1) mdFailpoint('mid-clear');
+      });
       await dev.flush();
     }
     await this.load(this.sb.format);

@@ -6,35 +6,10 @@ import { readMetadataAt } from '../../lib/drbd';
 import { nb } from '../../lib/drbd/native';
 import type { Extent } from '../../lib/device/extent';
 import { requires } from '../helpers/env';
-import { Case, makeCase } from './cases';
+import { Case, craftAl, makeCase, makeUnclean } from './cases';
 import { DumpModel, Fmt, drbdmeta, dump, prng, readAt, writeAt } from './drbdmeta';
 
 const SEED = Number(process.env.BISYNC_SEED ?? Date.now() % 100000);
-const AL_EXT_BITS = 1024; // 4 MiB at 4 KiB per bit
-
-/** Writes `count` update transactions ending the ring at a random tr number; returns nothing (drbdmeta is the oracle). */
-function craftAl(c: Case, rnd: () => number, count: number): void {
-  const m = c.model;
-  const maxExtent = Math.ceil((m.laSizeSect * 512) / (4 << 20)) + 2; // a few past the end too
-  const blocks = m.alStripes * m.alStripeSize4k;
-  let tr = 1000 + Math.floor(rnd() * 100000);
-  for (let i = 0; i < count; i++, tr++) {
-    const context = Array.from({ length: 919 }, () => (rnd() < 0.08 ? Math.floor(rnd() * maxExtent) : 0xffffffff));
-    const updates: Array<[number, number]> = Array.from({ length: 1 + Math.floor(rnd() * 8) }, () => [Math.floor(rnd() * 257), Math.floor(rnd() * maxExtent)]);
-    const block = nb.alEncode({ trNumber: tr >>> 0, type: 0, contextSize: 257, contextStart: Math.floor(rnd() * 257), updates, context });
-    writeAt(c.target.mdDev, m.alOffset + (tr % blocks) * 4096, block);
-  }
-}
-
-/** Marks the meta-data as left by a crashed primary: unclean, primary flag set. */
-function makeUnclean(c: Case): void {
-  const m = c.model;
-  const sb = readAt(c.target.mdDev, m.mdOffset, 4096);
-  const flags = (sb.readUInt32BE(0x38) | 0x02) & ~0x80 & ~0x100;
-  sb.writeUInt32BE(flags >>> 0, 0x38);
-  if (m.fmt === 'v08') sb.writeUInt32BE(0x8374026c, 0x3c);
-  writeAt(c.target.mdDev, m.mdOffset, sb);
-}
 
 function bitsOf(words: bigint[], nBits: number): Set<number> {
   const s = new Set<number>();

@@ -3,7 +3,8 @@
 // 4 KiB or 32 KiB.
 import * as fs from 'node:fs';
 import { Loop, makeLoop, tmpDir } from '../helpers/env';
-import { DumpModel, Fmt, Placement, Target, drbdmeta, dump, randomUuid, randomWords, readAt, restore, wordsPerSlot } from './drbdmeta';
+import { nb } from '../../lib/drbd/native';
+import { DumpModel, Fmt, Placement, Target, drbdmeta, dump, randomUuid, randomWords, readAt, restore, wordsPerSlot, writeAt } from './drbdmeta';
 
 export interface Case {
   target: Target;
@@ -18,7 +19,7 @@ export interface Case {
 
 const MiB = 1 << 20;
 
-export function makeCase(fmt: Fmt, placement: Placement, rnd: () => number, opts: { maxPeers?: number; peersWithSlot?: number; sectorSize?: 512 | 4096 } = {}): Case {
+export function makeCase(fmt: Fmt, placement: Placement, rnd: () => number, opts: { maxPeers?: number; peersWithSlot?: number; sectorSize?: 512 | 4096; sizeMiB?: number } = {}): Case {
   const dir = tmpDir('bisync-md-');
   const loops: Loop[] = [];
   const cleanup = (): void => {
@@ -27,7 +28,7 @@ export function makeCase(fmt: Fmt, placement: Placement, rnd: () => number, opts
   };
   try {
     const odd = opts.sectorSize === 4096 ? 4096 * (1 + Math.floor(rnd() * 7)) : 512 * (1 + Math.floor(rnd() * 63));
-    const dataSize = (24 + Math.floor(rnd() * 80)) * MiB + odd;
+    const dataSize = (opts.sizeMiB ?? 24 + Math.floor(rnd() * 80)) * MiB + odd;
     const backing = makeLoop(dataSize, { dir, sectorSize: opts.sectorSize });
     loops.push(backing);
     let mdDev = backing.device;
@@ -73,3 +74,28 @@ export function makeCase(fmt: Fmt, placement: Placement, rnd: () => number, opts
     throw e;
   }
 }
+
+/** Writes `count` update transactions ending the ring at a random tr number; returns nothing (drbdmeta is the oracle). */
+export function craftAl(c: Case, rnd: () => number, count: number): void {
+  const m = c.model;
+  const maxExtent = Math.ceil((m.laSizeSect * 512) / (4 << 20)) + 2; // a few past the end too
+  const blocks = m.alStripes * m.alStripeSize4k;
+  let tr = 1000 + Math.floor(rnd() * 100000);
+  for (let i = 0; i < count; i++, tr++) {
+    const context = Array.from({ length: 919 }, () => (rnd() < 0.08 ? Math.floor(rnd() * maxExtent) : 0xffffffff));
+    const updates: Array<[number, number]> = Array.from({ length: 1 + Math.floor(rnd() * 8) }, () => [Math.floor(rnd() * 257), Math.floor(rnd() * maxExtent)]);
+    const block = nb.alEncode({ trNumber: tr >>> 0, type: 0, contextSize: 257, contextStart: Math.floor(rnd() * 257), updates, context });
+    writeAt(c.target.mdDev, m.alOffset + (tr % blocks) * 4096, block);
+  }
+}
+
+/** Marks the meta-data as left by a crashed primary: unclean, primary flag set. */
+export function makeUnclean(c: Case): void {
+  const m = c.model;
+  const sb = readAt(c.target.mdDev, m.mdOffset, 4096);
+  const flags = (sb.readUInt32BE(0x38) | 0x02) & ~0x80 & ~0x100;
+  sb.writeUInt32BE(flags >>> 0, 0x38);
+  if (m.fmt === 'v08') sb.writeUInt32BE(0x8374026c, 0x3c);
+  writeAt(c.target.mdDev, m.mdOffset, sb);
+}
+
