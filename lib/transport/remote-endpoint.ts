@@ -45,6 +45,8 @@ export class RemoteEndpoint implements Endpoint {
   private conn!: FramedConnection;
   private nextId = 1;
   private pending = new Map<number, Pending>();
+  /** Calls not settled yet, so close() can wait for them. */
+  private calls = new Set<Promise<Frame>>();
   private helloWaiter: Pending | null = null;
   private closing: Promise<void> | null = null;
 
@@ -102,11 +104,7 @@ export class RemoteEndpoint implements Endpoint {
   /** Ends the session once calls in flight are answered. The agent's device stays open for the next session. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      await Promise.allSettled([...this.pending.values()].map((p) => new Promise<void>((r) => {
-        const { resolve, reject } = p;
-        p.resolve = (f) => { resolve(f); r(); };
-        p.reject = (e) => { reject(e); r(); };
-      })));
+      await Promise.allSettled([...this.calls]);
       if (!this.conn.closed) {
         await this.conn.send(FrameType.BYE, 0, undefined).catch(() => undefined);
         this.conn.close();
@@ -180,12 +178,16 @@ export class RemoteEndpoint implements Endpoint {
     if (this.closing) return Promise.reject(connectionError('ECONNRESET', `${method} on a closed connection to ${this.label}`));
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
-    return new Promise<Frame>((resolve, reject) => {
+    const call = new Promise<Frame>((resolve, reject) => {
       this.pending.set(id, { method, resolve, reject });
       this.conn.send(FrameType.REQUEST, id, { m: method, ...args }, parts, { compress }).catch((e: Error) => {
         if (this.pending.delete(id)) reject(e);
       });
     });
+    this.calls.add(call);
+    const settled = (): void => void this.calls.delete(call);
+    call.then(settled, settled);
+    return call;
   }
 }
 
