@@ -73,7 +73,7 @@ uint8_t* ScratchBuffer(int slot) {
 bool ReadExact(Side& s, uint64_t off, size_t len, SysError* err) {
   sys::Err e;
   size_t got = 0;
-  if (!sys::PreadFull(s.fd, s.buf, sys::AlignUp(len, 512), off, &got, &e)) {
+  if (!sys::PreadFull(s.fd, s.buf, sys::AlignUp(len, sys::kAlign), off, &got, &e)) {
     err->Set(e.code, e.syscall);
     err->path = s.path;
     return false;

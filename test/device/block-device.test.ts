@@ -77,6 +77,11 @@ describe('BlockDevice on regular files', () => {
       const tail = crypto.randomBytes(512 + 700);
       await dev.write(tail, 2 * 4096 - 512);
       tail.copy(want, 2 * 4096 - 512);
+      // Whole pages direct, the rest buffered.
+      const pagesAndTail = crypto.randomBytes(4096 + 700);
+      await dev.write(pagesAndTail, 4096);
+      pagesAndTail.copy(want, 4096);
+      assert.ok((await dev.read(0, size)).equals(want));
       // A buffer that is not page-aligned in memory goes through a bounce buffer.
       const unalignedMem = Buffer.concat([Buffer.alloc(3), crypto.randomBytes(512)]).subarray(3);
       await dev.write(unalignedMem, 0);
