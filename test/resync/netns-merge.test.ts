@@ -1,0 +1,198 @@
+// Two nodes as two network namespaces joined by a veth pair, each with its
+// own loop device whose DRBD meta-data drbdmeta wrote: `serve` runs in one,
+// `merge` in the other, as operators run them. Crashes, cut links, wrong
+// keys and busy devices end without loss, and a rerun finishes the merge.
+import { strict as assert } from 'node:assert';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { BlockDevice } from '../../lib/device/block-device';
+import { Extent, subtract, union } from '../../lib/device/extent';
+import { randomRanges, splitBrainStates } from '../../scripts/split-brain';
+import { requires } from '../helpers/env';
+import { NetnsPair, createNetnsPair, requiresNetns } from '../helpers/netns';
+import { Pair, drbdmetaView, overlay, readAll, readRange, setupPair } from '../helpers/pair';
+
+const CLI = path.join(__dirname, '..', '..', 'dist', 'lib', 'cli', 'main.js');
+const SIZE = 96 << 20;
+
+interface Run {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `drbd-bisync serve` inside a namespace; resolves its port from the JSON line it prints. */
+async function serve(ns: string, address: string, device: string, psk: string): Promise<{ proc: ChildProcess; port: number; exited: Promise<void> }> {
+  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, 'serve', '--device', device, '--listen', `${address}:0`, '--psk-file', psk, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  proc.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
+  for await (const line of readline.createInterface({ input: proc.stdout! })) {
+    const ev = JSON.parse(line) as { event: string; port?: number };
+    if (ev.event === 'listening') return { proc, port: ev.port!, exited };
+  }
+  throw new Error(`serve exited before listening: ${stderr}`);
+}
+
+/** `drbd-bisync merge` inside a namespace; kill it after killAfterMs when given. */
+function merge(ns: string, args: string[], killAfterMs?: number): Promise<Run> {
+  return new Promise((resolve) => {
+    const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, 'merge', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout!.on('data', (d) => (stdout += d));
+    proc.stderr!.on('data', (d) => (stderr += d));
+    const timer = killAfterMs === undefined ? undefined : setTimeout(() => proc.kill('SIGKILL'), killAfterMs);
+    proc.on('exit', (status, signal) => {
+      clearTimeout(timer);
+      resolve({ status, signal, stdout, stderr });
+    });
+  });
+}
+
+describe('merge across two network namespaces (serve + merge over TLS-PSK)', function () {
+  let net: NetnsPair | undefined;
+  let p: Pair | undefined;
+  const procs: ChildProcess[] = [];
+
+  before(function () {
+    requires(this, 'root', 'losetup', 'drbdmeta');
+    requiresNetns(this);
+    if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` (npm test does)`);
+    net = createNetnsPair('10.231.7');
+  });
+  afterEach(async () => {
+    for (const proc of procs.splice(0)) {
+      proc.kill('SIGKILL');
+      if (proc.exitCode === null && proc.signalCode === null) await new Promise((r) => proc.once('exit', r));
+    }
+    p?.cleanup();
+    p = undefined;
+  });
+  after(() => net?.destroy());
+
+  function pskFile(): string {
+    const f = path.join(p!.dir, `psk-${randomBytes(2).toString('hex')}`);
+    fs.writeFileSync(f, randomBytes(32).toString('hex'), { mode: 0o600 });
+    return f;
+  }
+
+  /** Split brain with disjoint, identical and (when asked) conflicting changes. */
+  function splitBrain(withConflicts: boolean): { a: Extent[]; b: Extent[] } {
+    const shared = randomRanges(SIZE / 2, 8, 8);
+    const a = randomRanges(SIZE - (2 << 20), 120, 64, shared);
+    const bOnly = randomRanges(SIZE - (2 << 20), 120, 64, [...shared, ...a]);
+    const b: Extent[] = withConflicts ? [...union(bOnly, a.slice(0, 3))] : bOnly;
+    p = setupPair(SIZE, { ...splitBrainStates(a, b), identicalWrites: shared, commonData: true }, { loop: true });
+    return { a: [...union(a, shared)], b: [...union(b, shared)] };
+  }
+
+  function assertMerged(expected: Buffer): void {
+    assert.ok(readRange(p!.local, 0, p!.dataSize).equals(expected), 'local data is the expected merge');
+    assert.ok(readRange(p!.peer, 0, p!.dataSize).equals(expected), 'peer data is the expected merge');
+    const [x, y] = [drbdmetaView(p!.local), drbdmetaView(p!.peer)];
+    assert.equal(x.current, y.current);
+    assert.deepEqual([x.bitmap, y.bitmap, x.bitsSet, y.bitsSet], ['0000000000000000', '0000000000000000', 0, 0]);
+  }
+
+  function mergeArgs(port: number, psk: string, extra: string[] = []): string[] {
+    return ['--device', p!.local, '--peer', `${net!.b.address}:${port}`, '--psk-file', psk, '--yes', '--json', '--journal', path.join(p!.dir, 'journal.json'), ...extra];
+  }
+
+  it('merges randomized disjoint changes and identical overlaps, then finalises both nodes', async () => {
+    const { a, b } = splitBrain(false);
+    const psk = pskFile();
+    const agent = await serve(net!.b.ns, net!.b.address, p!.peer, psk);
+    procs.push(agent.proc);
+    const r = await merge(net!.a.ns, mergeArgs(agent.port, psk, ['--compress', 'zstd']));
+    assert.equal(r.status, 0, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    assert.equal(doc.outcome, 'merged');
+    assert.equal(doc.plan.conflictBytes, 0);
+    assert.ok(doc.plan.identicalOverlapBytes > 0);
+    assert.ok(doc.wire.wireBytesSent > 0 && doc.wire.wireBytesReceived > 0);
+    assertMerged(overlay(p!.before.local, p!.before.peer, [...subtract(b, a)]));
+  });
+
+  it('a merge killed with SIGKILL at a random moment, run again, ends as an uninterrupted one', async () => {
+    const { a, b } = splitBrain(true);
+    const psk = pskFile();
+    const archive = path.join(p!.dir, 'archive');
+    const args = (port: number) => mergeArgs(port, psk, ['--on-conflict', 'prefer-local', '--archive', archive, '--rate-limit', '10M']);
+    let agent = await serve(net!.b.ns, net!.b.address, p!.peer, psk);
+    procs.push(agent.proc);
+    const killed = await merge(net!.a.ns, args(agent.port), 300 + Math.floor(Math.random() * 1500));
+    assert.equal(killed.signal, 'SIGKILL', `merge finished before it was killed: ${killed.stdout}`);
+    agent.proc.kill('SIGKILL');
+    await agent.exited;
+    agent = await serve(net!.b.ns, net!.b.address, p!.peer, psk);
+    procs.push(agent.proc);
+    const r = await merge(net!.a.ns, args(agent.port));
+    assert.equal(r.status, 0, r.stderr);
+    assertMerged(overlay(p!.before.local, p!.before.peer, [...subtract(b, a)]));
+  });
+
+  it('the peer\'s agent killed mid-transfer fails the merge cleanly; a rerun against a new agent finishes it', async () => {
+    const { a, b } = splitBrain(false);
+    const psk = pskFile();
+    let agent = await serve(net!.b.ns, net!.b.address, p!.peer, psk);
+    procs.push(agent.proc);
+    const running = merge(net!.a.ns, mergeArgs(agent.port, psk, ['--rate-limit', '10M']));
+    await new Promise((r) => setTimeout(r, 800));
+    agent.proc.kill('SIGKILL');
+    const failed = await running;
+    assert.equal(failed.status, 2, failed.stdout);
+    assert.match(failed.stderr, /peer|connection|closed|reset/i);
+    agent = await serve(net!.b.ns, net!.b.address, p!.peer, psk);
+    procs.push(agent.proc);
+    const r = await merge(net!.a.ns, mergeArgs(agent.port, psk));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).resumed, true);
+    assertMerged(overlay(p!.before.local, p!.before.peer, [...subtract(b, a)]));
+  });
+
+  it('a cut link fails the merge; once the link is back a rerun finishes it', async () => {
+    const { a, b } = splitBrain(false);
+    const psk = pskFile();
+    const agent = await serve(net!.b.ns, net!.b.address, p!.peer, psk);
+    procs.push(agent.proc);
+    const running = merge(net!.a.ns, mergeArgs(agent.port, psk, ['--rate-limit', '10M']));
+    await new Promise((r) => setTimeout(r, 800));
+    net!.setLink(false);
+    const failed = await running;
+    net!.setLink(true);
+    assert.equal(failed.status, 2, failed.stdout);
+    const again = await serve(net!.b.ns, net!.b.address, p!.peer, psk).catch(() => agent);
+    procs.push(again.proc);
+    const r = await merge(net!.a.ns, mergeArgs(again.port, psk));
+    assert.equal(r.status, 0, r.stderr);
+    assertMerged(overlay(p!.before.local, p!.before.peer, [...subtract(b, a)]));
+  });
+
+  it('refuses a wrong pre-shared key and changes nothing', async () => {
+    splitBrain(false);
+    const agent = await serve(net!.b.ns, net!.b.address, p!.peer, pskFile());
+    procs.push(agent.proc);
+    const r = await merge(net!.a.ns, mergeArgs(agent.port, pskFile()));
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /key|authenticat/i);
+    assert.ok(readAll(p!.local).equals(p!.before.localFile) && readAll(p!.peer).equals(p!.before.peerFile));
+  });
+
+  it('refuses a device that something else holds, saying what to do', async () => {
+    splitBrain(false);
+    const holder = await BlockDevice.open(p!.peer, { write: true });
+    try {
+      const r = spawnSync('ip', ['netns', 'exec', net!.b.ns, process.execPath, CLI, 'serve', '--device', p!.peer, '--listen', `${net!.b.address}:0`, '--psk-file', pskFile()], { encoding: 'utf8' });
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /in use/);
+      assert.match(r.stderr, /drbdadm down/);
+    } finally {
+      await holder.close();
+    }
+  });
+});
