@@ -10,7 +10,7 @@ export interface OpenOptions {
   write?: boolean;
   /** Use O_DIRECT (default true); falls back to buffered I/O where unsupported, reported in `directFallback`. */
   direct?: boolean;
-  /** O_EXCL for block devices opened for writing (default true): a mounted or DRBD-attached device fails with EBUSY. */
+  /** O_EXCL on block devices (default: when writing): a mounted or DRBD-attached device fails with EBUSY. */
   exclusive?: boolean;
 }
 
@@ -79,7 +79,7 @@ export class BlockDevice {
   static async open(path: string, opts: OpenOptions = {}): Promise<BlockDevice> {
     if (typeof path !== 'string' || path === '') throw new TypeError(`device path must be a non-empty string, got ${JSON.stringify(path)}`);
     const write = opts.write ?? false;
-    const o = await withStack(native.open(path, write, opts.direct ?? true, opts.exclusive ?? true));
+    const o = await withStack(native.open(path, write, opts.direct ?? true, opts.exclusive ?? write));
     const dev = new BlockDevice(path, write, o);
     if (write && dev.readOnly) {
       await native.close(o.fd, path);

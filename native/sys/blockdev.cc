@@ -20,7 +20,7 @@ namespace sys {
 
 static int OpenFlags(const OpenOptions& o, bool isBlock) {
   int flags = (o.write ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_LARGEFILE;
-  if (o.write && o.exclusive && isBlock) flags |= O_EXCL;
+  if (o.exclusive && isBlock) flags |= O_EXCL;
   return flags;
 }
 

@@ -18,7 +18,7 @@ struct Err {
 struct OpenOptions {
   bool write = false;
   bool direct = true;
-  bool exclusive = true;  // O_EXCL on block devices opened for writing
+  bool exclusive = true;  // O_EXCL on block devices: refuse a mounted or DRBD-attached one
 };
 
 struct Opened {
