@@ -56,6 +56,19 @@ export async function* scanSlot(dev: BlockDevice, g: SlotGeometry, slot: number,
   if (cur) yield cur;
 }
 
+/** Bit ranges [first, end) of the blocks wholly inside the extents (rounded inwards), clipped to nBits. */
+export function innerBitRanges(extents: Iterable<Extent>, g: SlotGeometry): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const [off, len] of coalesce(extents)) {
+    const first = Math.ceil(off / g.bytesPerBit);
+    // The last block may end at the data size rather than a bit boundary.
+    const endBit = off + len >= g.dataSize ? g.nBits : Math.floor((off + len) / g.bytesPerBit);
+    const last = Math.min(endBit, g.nBits);
+    if (first < last) out.push([first, last]);
+  }
+  return out;
+}
+
 /** Bit ranges [first, end) covering the extents (rounded outwards), clipped to nBits. */
 export function* bitRanges(extents: Iterable<Extent>, g: SlotGeometry): Generator<[number, number]> {
   for (const [off, len] of coalesce(extents)) {
@@ -68,6 +81,8 @@ export function* bitRanges(extents: Iterable<Extent>, g: SlotGeometry): Generato
 export interface BitEdit {
   /** Slots whose words are zeroed first. */
   clearSlots: number[];
+  /** Bit ranges [first, end) cleared next, in `setSlots`. */
+  clear?: Array<[number, number]>;
   /** Slots that get the bits of `set` (after clearing). */
   setSlots: number[];
   /** Bit ranges [first, end), ascending. */
@@ -85,10 +100,12 @@ export async function editBitmap(dev: BlockDevice, g: SlotGeometry, edit: BitEdi
   const touched = new Set<number>();
   if (edit.clearSlots.length) for (let c = 0; c * CHUNK_WORDS < g.wordsPerSlot; c++) touched.add(c);
   if (edit.setSlots.length) {
-    for (const [a, b] of edit.set) for (let c = Math.floor(a / 32 / CHUNK_WORDS); c <= Math.floor((b - 1) / 32 / CHUNK_WORDS); c++) touched.add(c);
+    for (const [a, b] of [...edit.set, ...(edit.clear ?? [])]) for (let c = Math.floor(a / 32 / CHUNK_WORDS); c <= Math.floor((b - 1) / 32 / CHUNK_WORDS); c++) touched.add(c);
   }
   const chunks = [...touched].sort((x, y) => x - y);
   let r = 0; // index into edit.set, advanced monotonically
+  let q = 0; // index into edit.clear
+  const clear = edit.clear ?? [];
   for (const c of chunks) {
     const w0 = c * CHUNK_WORDS;
     const words = Math.min(CHUNK_WORDS, g.wordsPerSlot - w0);
@@ -99,19 +116,25 @@ export async function editBitmap(dev: BlockDevice, g: SlotGeometry, edit: BitEdi
     for (const s of edit.clearSlots) for (let k = 0; k < words; k++) buf.writeUInt32LE(0, (k * g.maxPeers + s) * 4);
     const bitLo = w0 * 32;
     const bitHi = (w0 + words) * 32;
+    while (q < clear.length && clear[q][1] <= bitLo) q++;
+    for (let i = q; i < clear.length && clear[i][0] < bitHi; i++) {
+      const a = Math.max(clear[i][0], bitLo) - bitLo;
+      const b = Math.min(clear[i][1], bitHi) - bitLo;
+      for (const s of edit.setSlots) changeBits(buf, g.maxPeers, s, a, b, false);
+    }
     while (r < edit.set.length && edit.set[r][1] <= bitLo) r++;
     for (let i = r; i < edit.set.length && edit.set[i][0] < bitHi; i++) {
       const a = Math.max(edit.set[i][0], bitLo) - bitLo;
       const b = Math.min(edit.set[i][1], bitHi) - bitLo;
-      for (const s of edit.setSlots) setBits(buf, g.maxPeers, s, a, b);
+      for (const s of edit.setSlots) changeBits(buf, g.maxPeers, s, a, b, true);
     }
     await dev.write(buf, pos);
     afterChunk?.();
   }
 }
 
-/** Sets bits [a, b) (chunk-relative) of slot s in an interleaved chunk buffer. */
-function setBits(buf: Buffer, maxPeers: number, s: number, a: number, b: number): void {
+/** Sets or clears bits [a, b) (chunk-relative) of slot s in an interleaved chunk buffer. */
+function changeBits(buf: Buffer, maxPeers: number, s: number, a: number, b: number, on: boolean): void {
   let bit = a;
   while (bit < b) {
     const k = bit >>> 5;
@@ -119,7 +142,8 @@ function setBits(buf: Buffer, maxPeers: number, s: number, a: number, b: number)
     const n = Math.min(32 - lo, b - bit);
     const mask = n === 32 ? 0xffffffff : ((2 ** n - 1) * 2 ** lo) >>> 0;
     const off = (k * maxPeers + s) * 4;
-    buf.writeUInt32LE((buf.readUInt32LE(off) | mask) >>> 0, off);
+    const w = buf.readUInt32LE(off);
+    buf.writeUInt32LE((on ? w | mask : w & ~mask) >>> 0, off);
     bit += n;
   }
 }

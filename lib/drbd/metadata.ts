@@ -4,7 +4,7 @@ import { BisyncError, ErrorCode } from '../device/errors';
 import { Extent, checkExtent, normalize, totalBytes, union } from '../device/extent';
 import { mdFailpoint } from './failpoint';
 import { AL_EXTENT_SIZE, alByteExtents, initializedAl, readAl, replayAl } from './activity-log';
-import { SlotGeometry, bitRanges, editBitmap, scanSlot } from './bitmap';
+import { SlotGeometry, bitRanges, editBitmap, innerBitRanges, scanSlot } from './bitmap';
 import { Index, Layout, MAGIC, MDF, MDF_PEER, Superblock, bad, decodeSuperblock, encodeSuperblock, layoutOf, superblockOffset, SUPERBLOCK_SIZE, PEERS_MAX } from './superblock';
 import type { MetadataFlags, MetadataFormat, MetadataPlacement, MetadataReport, MetadataUpdate, PeerSlotReport } from './types';
 import { formatUuid, parseUuid } from './uuid';
@@ -286,7 +286,7 @@ export class DrbdMetadata {
    *  2. with `clean`: the AL's hot extents are folded into the bitmap as
    *     apply-al does, then the AL is re-initialised;
    *  3. the superblock (UUIDs, flags, clean magic) is written;
-   *  4. bitmaps to clear are cleared, with the bits to set re-applied in the
+   *  4. bitmaps and bit ranges to clear are cleared, with the bits to set re-applied in the
    *     same page write (as the kernel clears the bitmap only after the new
    *     UUIDs are on disk, e.g. new-current-uuid --clear-bitmap).
    * Each step is flushed before the next. Re-reads the meta-data afterwards.
@@ -323,9 +323,9 @@ export class DrbdMetadata {
     await dev.write(encodeSuperblock(plan.sb, this.raw), this.layout.mdOffset);
     await dev.flush();
     mdFailpoint('after-superblock');
-    if (plan.clearSlots.length) {
+    if (plan.clearSlots.length || plan.clear.length) {
       let chunks = 0;
-      await editBitmap(dev, geo, { clearSlots: plan.clearSlots, setSlots: plan.setSlots, set: plan.set }, () => {
+      await editBitmap(dev, geo, { clearSlots: plan.clearSlots, clear: plan.clear, setSlots: plan.setSlots, set: plan.set }, () => {
         if (++chunks === 1) mdFailpoint('mid-clear');
       });
       await dev.flush();
@@ -334,7 +334,7 @@ export class DrbdMetadata {
   }
 
   /** Validates the whole update and computes the new superblock before anything is written. */
-  private plan(u: MetadataUpdate): { sb: Superblock; clearSlots: number[]; setSlots: number[]; set: Array<[number, number]> } {
+  private plan(u: MetadataUpdate): { sb: Superblock; clearSlots: number[]; setSlots: number[]; set: Array<[number, number]>; clear: Array<[number, number]> } {
     if (typeof u !== 'object' || u === null) throw new TypeError('meta-data update must be an object');
     const sb = this.superblock;
     const v09 = sb.format === 'v09';
@@ -393,18 +393,19 @@ export class DrbdMetadata {
       return [s];
     };
     const clearSlots = u.clearBitmap ? targetSlot() : [];
-    let set: Array<[number, number]> = [];
-    let setSlots: number[] = [];
-    if (u.setBits !== undefined) {
-      if (!Array.isArray(u.setBits)) throw new TypeError('setBits must be an array of [offset, length] extents');
-      for (const e of u.setBits) {
-        checkExtent(e, 'setBits extent');
-        if (e[0] + e[1] > this.dataSize) throw new RangeError(`setBits extent [${e[0]}, ${e[1]}] ends past the data size ${this.dataSize}`);
+    const extents = (what: 'setBits' | 'clearBits', list: unknown): Extent[] => {
+      if (!Array.isArray(list)) throw new TypeError(`${what} must be an array of [offset, length] extents`);
+      for (const e of list as Extent[]) {
+        if (!Array.isArray(e) || e.length !== 2) throw new TypeError(`${what} entries must be [offset, length], got ${JSON.stringify(e)}`);
+        checkExtent(e, `${what} extent`);
+        if (e[0] + e[1] > this.dataSize) throw new RangeError(`${what} extent [${e[0]}, ${e[1]}] ends past the data size ${this.dataSize}`);
       }
-      set = [...bitRanges(normalize(u.setBits), this.geometry())];
-      setSlots = targetSlot();
-    }
-    return { sb, clearSlots, setSlots, set };
+      return normalize(list as Extent[]);
+    };
+    const set = u.setBits !== undefined ? [...bitRanges(extents('setBits', u.setBits), this.geometry())] : [];
+    const clear = u.clearBits !== undefined ? innerBitRanges(extents('clearBits', u.clearBits), this.geometry()) : [];
+    const setSlots = u.setBits !== undefined || u.clearBits !== undefined ? targetSlot() : [];
+    return { sb, clearSlots, setSlots, set, clear };
   }
 }
 

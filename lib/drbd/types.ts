@@ -68,8 +68,10 @@ export interface MetadataUpdate {
   flags?: Partial<Omit<MetadataFlags, 'raw'>>;
   /** Clear every bit of the bitmap (v09: of the peer's slot, or all slots when peerNodeId is absent). */
   clearBitmap?: boolean;
-  /** Set the bits covering these extents. */
+  /** Set the bits covering these extents (v09: of the peer's slot, or all slots when peerNodeId is absent). */
   setBits?: Extent[];
+  /** Clear the bits of the blocks lying wholly inside these extents (same slots as setBits); applied before setBits. */
+  clearBits?: Extent[];
   /** Mark the activity log clean (v08: clean magic) and re-initialise it. */
   clean?: boolean;
 }

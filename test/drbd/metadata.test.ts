@@ -87,6 +87,14 @@ async function checkReport(c: Case): Promise<void> {
 
 const placements: Placement[] = ['internal', 'flex-external', 1];
 
+function slotBitList(words: bigint[], nBits: number): number[] {
+  const out: number[] = [];
+  words.forEach((w, i) => {
+    if (w !== 0n) for (let b = 0; b < 64; b++) if (i * 64 + b < nBits && ((w >> BigInt(b)) & 1n) === 1n) out.push(i * 64 + b);
+  });
+  return out;
+}
+
 describe('drbd meta-data vs drbdmeta', function () {
   this.timeout(300000);
   before(function () {
@@ -119,6 +127,46 @@ describe('drbd meta-data vs drbdmeta', function () {
   });
 
   for (const fmt of ['v08', 'v09'] as Fmt[]) {
+    it(`${fmt}: clearBits clears only the blocks wholly inside the extents, in the peer's slot only (seed ${SEED})`, async function () {
+      const rnd = prng(SEED + 2000 + (fmt === 'v09' ? 1 : 0));
+      const c = makeCase(fmt, 'internal', rnd, fmt === 'v09' ? { maxPeers: 2, peersWithSlot: 2 } : {});
+      try {
+        const m = c.model;
+        const peer = fmt === 'v09' ? m.peers.findIndex((p) => p && p.bitmapIndex === 1) : undefined;
+        const slot = fmt === 'v09' ? 1 : 0;
+        const dataSize = m.laSizeSect * 512;
+        const nBits = Math.ceil(m.laSizeSect / 8);
+        const clear: Extent[] = [[dataSize - 700, 700]];
+        for (let k = 0; k < 15; k++) {
+          const off = Math.floor(rnd() * (dataSize - 1));
+          clear.push([off, Math.min(1 + Math.floor(rnd() * 2000000), dataSize - off)]);
+        }
+        // Some extents around bits that are set, starting mid-block.
+        const setNow = slotBitList(m.words[slot], nBits);
+        for (let k = 0; k < 5 && setNow.length; k++) {
+          const b = setNow[Math.floor(rnd() * setNow.length)];
+          const off = Math.max(0, b * 4096 - 100);
+          clear.push([off, Math.min(3 * 4096, dataSize - off)]);
+        }
+        const inner = new Set<number>();
+        for (const [o, l] of clear) for (let b = Math.ceil(o / 4096); b < (o + l >= dataSize ? nBits : Math.floor((o + l) / 4096)); b++) inner.add(b);
+        const h = await readMetadataAt(c.backing, {}, { write: true });
+        try {
+          await h.md.update({ peerNodeId: peer, clearBits: clear });
+        } finally {
+          await h.close();
+        }
+        const after = dump(c.target, false);
+        const expected = slotBitList(m.words[slot], nBits).filter((b) => !inner.has(b));
+        assert.ok(expected.length < setNow.length, 'some set bits were in range');
+        assert.deepEqual(slotBitList(after.words[slot], nBits), expected);
+        if (fmt === 'v09') assert.deepEqual(after.words[0], m.words[0]);
+        assert.equal(after.current, m.current);
+      } finally {
+        c.cleanup();
+      }
+    });
+
     for (const placement of placements) {
       it(`writes ${fmt} ${placement} UUIDs, flags and bits that drbdmeta reads back (seed ${SEED})`, async function () {
         const rnd = prng(SEED + 1000 + placements.indexOf(placement) + (fmt === 'v09' ? 10 : 0));
