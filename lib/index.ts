@@ -23,3 +23,30 @@ export { pipelined } from './device/pipeline';
 export type { PipelineOptions } from './device/pipeline';
 export { BisyncError, ErrorCode, isSystemError } from './device/errors';
 export type { ErrorCodeValue, SystemErrorLike } from './device/errors';
+
+// DRBD meta-data.
+export * from './drbd';
+
+// Planning and the bidirectional merge.
+export { classify } from './plan/classify';
+export type { Classification, GenerationUuids, Verdict } from './plan/classify';
+export { plan, planDocument, compareOverlap } from './plan/plan';
+export type { Plan, PlanOptions, SideSummary } from './plan/plan';
+export { LocalEndpoint, openExclusive } from './resync/local-endpoint';
+export type { LocalEndpointOptions } from './resync/local-endpoint';
+export { Merge, merge } from './resync/merge';
+export type { ConflictPolicy, MergeOptions, MergeOutcome, MergeProgress, MergeReport, VerifyMode } from './resync/merge';
+export { defaultJournalPath } from './resync/journal';
+export { restoreArchive } from './resync/restore';
+export type { RestoreOptions, RestoreReport } from './resync/restore';
+export { readArchiveIndex } from './resync/archive';
+export type { ArchiveEntry } from './resync/archive';
+
+// Moving blocks between nodes.
+export * from './transport';
+
+// DRBD state from the kernel.
+export * from './status';
+
+// DRBD state from the kernel: getStatus(), watch().
+export * from './status';

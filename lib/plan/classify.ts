@@ -1,6 +1,7 @@
 // Which way the data flows, decided by DRBD's own generation-UUID rules
 // (drbd_uuid_compare() of DRBD 8.4, the same order DRBD 9 names). Bit 0 of
 // every UUID only records the role, so it is masked off before comparing.
+import { parseUuid } from '../drbd/uuid';
 
 export type Verdict = 'in-sync' | 'local-ahead' | 'peer-ahead' | 'split-brain' | 'history-split-brain' | 'unrelated';
 
@@ -55,15 +56,10 @@ function r(verdict: Verdict, rule: number, fullSync: boolean, reason: string): C
   return { verdict, rule, fullSync, reason };
 }
 
-export function parseHexUuid(s: string): bigint {
-  if (!/^[0-9A-Fa-f]{1,16}$/.test(s)) throw new RangeError(`UUID must be up to 16 hex digits, got '${s}'`);
-  return BigInt(`0x${s}`);
-}
-
 export function uuidsOf(report: { uuids: { current: string; bitmap: string; history: string[] } }): GenerationUuids {
   return {
-    current: parseHexUuid(report.uuids.current),
-    bitmap: parseHexUuid(report.uuids.bitmap),
-    history: report.uuids.history.map(parseHexUuid),
+    current: parseUuid(report.uuids.current),
+    bitmap: parseUuid(report.uuids.bitmap),
+    history: report.uuids.history.map(parseUuid),
   };
 }
