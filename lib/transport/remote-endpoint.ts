@@ -196,8 +196,22 @@ export async function connectPeer(opts: ConnectPeerOptions): Promise<RemoteEndpo
   const o = checkConnectOptions(opts);
   const label = `peer ${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
   o.signal?.throwIfAborted();
-  const raw = await openTcp(o.host, o.port, label, o.connectTimeoutMs ?? 15_000, o.signal);
-  const sock = await startTls(raw, o, label);
+  // One deadline for TCP connect, TLS handshake and hello: a port that accepts
+  // but never answers must not hang the caller.
+  const timeoutMs = o.connectTimeoutMs ?? 15_000;
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(connectionError('ETIMEDOUT', `cannot connect to ${label}: no answer (TCP, TLS handshake and hello) in ${timeoutMs / 1000} s`)), timeoutMs);
+  const signal = o.signal ? AbortSignal.any([o.signal, deadline.signal]) : deadline.signal;
+  try {
+    return await handshake(o, label, signal);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function handshake(o: ConnectPeerOptions, label: string, signal: AbortSignal): Promise<RemoteEndpoint> {
+  const raw = await openTcp(o.host, o.port, label, signal);
+  const sock = await startTls(raw, o, label, signal);
   const remote = new RemoteEndpoint(label);
   const conn = new FramedConnection(sock, raw, label, {
     onFrame: (f) => remote.onFrame(f),
@@ -206,8 +220,8 @@ export async function connectPeer(opts: ConnectPeerOptions): Promise<RemoteEndpo
   });
   remote.attach(conn);
   const idle = o.idleTimeoutMs ?? 30_000;
-  const abort = (): void => conn.fail(o.signal?.reason instanceof Error ? o.signal.reason : new Error('aborted'));
-  o.signal?.addEventListener('abort', abort, { once: true });
+  const abort = (): void => conn.fail(abortReason(signal));
+  signal.addEventListener('abort', abort, { once: true });
   try {
     const helloReply = remote.waitHello();
     const hello: ClientHello = { protocol: PROTOCOL_VERSION, features: [...FEATURES], compression: o.compression ?? 'none', rateLimit: o.rateLimit ?? null, idleTimeoutMs: idle };
@@ -223,8 +237,12 @@ export async function connectPeer(opts: ConnectPeerOptions): Promise<RemoteEndpo
     conn.fail(e as Error);
     throw e;
   } finally {
-    o.signal?.removeEventListener('abort', abort);
+    signal.removeEventListener('abort', abort);
   }
+}
+
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error('aborted');
 }
 
 function checkConnectOptions(opts: ConnectPeerOptions): ConnectPeerOptions {
@@ -234,11 +252,12 @@ function checkConnectOptions(opts: ConnectPeerOptions): ConnectPeerOptions {
   if (opts.compression !== undefined && opts.compression !== 'none' && opts.compression !== 'zstd') throw new RangeError(`compression must be 'none' or 'zstd', got ${JSON.stringify(opts.compression)}`);
   if (opts.compressionLevel !== undefined && (!Number.isInteger(opts.compressionLevel) || opts.compressionLevel < 1 || opts.compressionLevel > 19)) throw new RangeError(`compression level must be an integer from 1 to 19, got ${String(opts.compressionLevel)}`);
   if (opts.rateLimit !== undefined) checkRate(opts.rateLimit);
+  if (opts.connectTimeoutMs !== undefined && !(opts.connectTimeoutMs > 0)) throw new RangeError(`connect timeout must be a positive number of ms, got ${String(opts.connectTimeoutMs)}`);
   if (opts.idleTimeoutMs !== undefined && !(opts.idleTimeoutMs >= 200)) throw new RangeError(`idle timeout must be at least 200 ms, got ${String(opts.idleTimeoutMs)}`);
   return opts;
 }
 
-function openTcp(host: string, port: number, label: string, timeoutMs: number, signal?: AbortSignal): Promise<net.Socket> {
+function openTcp(host: string, port: number, label: string, signal: AbortSignal): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const raw = net.connect({ host, port, noDelay: true });
     const fail = (e: Error): void => {
@@ -248,15 +267,13 @@ function openTcp(host: string, port: number, label: string, timeoutMs: number, s
     };
     const onError = (e: NodeJS.ErrnoException): void =>
       fail(Object.assign(new Error(`cannot connect to ${label}: ${e.code === 'ECONNREFUSED' ? 'connection refused (is `drbd-bisync serve` running there?)' : e.message}`, { cause: e }), { code: e.code, errno: e.errno, syscall: e.syscall }));
-    const onAbort = (): void => fail(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
-    const timer = setTimeout(() => fail(connectionError('ETIMEDOUT', `cannot connect to ${label}: no answer in ${timeoutMs / 1000} s`)), timeoutMs);
+    const onAbort = (): void => fail(abortReason(signal));
     const cleanup = (): void => {
-      clearTimeout(timer);
       raw.off('error', onError);
-      signal?.removeEventListener('abort', onAbort);
+      signal.removeEventListener('abort', onAbort);
     };
     raw.once('error', onError);
-    signal?.addEventListener('abort', onAbort, { once: true });
+    signal.addEventListener('abort', onAbort, { once: true });
     raw.once('connect', () => {
       cleanup();
       raw.setKeepAlive(true, 10_000);
@@ -265,7 +282,7 @@ function openTcp(host: string, port: number, label: string, timeoutMs: number, s
   });
 }
 
-function startTls(raw: net.Socket, o: ConnectPeerOptions, label: string): Promise<tls.TLSSocket> {
+function startTls(raw: net.Socket, o: ConnectPeerOptions, label: string, signal: AbortSignal): Promise<tls.TLSSocket> {
   const identity = o.identity ?? DEFAULT_IDENTITY;
   return new Promise((resolve, reject) => {
     const sock = tls.connect({
@@ -276,7 +293,13 @@ function startTls(raw: net.Socket, o: ConnectPeerOptions, label: string): Promis
       pskCallback: () => ({ psk: o.psk, identity }),
       checkServerIdentity: () => undefined,
     });
+    const onAbort = (): void => {
+      sock.destroy();
+      reject(abortReason(signal));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
     const onError = (e: Error): void => {
+      signal.removeEventListener('abort', onAbort);
       sock.destroy();
       reject(
         isAuthFailure(e)
@@ -286,6 +309,7 @@ function startTls(raw: net.Socket, o: ConnectPeerOptions, label: string): Promis
     };
     sock.once('error', onError);
     sock.once('secureConnect', () => {
+      signal.removeEventListener('abort', onAbort);
       sock.off('error', onError);
       resolve(sock);
     });

@@ -378,6 +378,21 @@ describe('transport: agent and RemoteEndpoint over TLS-PSK', function () {
     }
   });
 
+  it('gives up connecting when the signal aborts (no hang on a dead path)', async () => {
+    const s = await startAgent(new MemoryEndpoint(MiB));
+    agent = s.agent;
+    const relay = await startRelay(s.port);
+    try {
+      relay.blackhole();
+      const t = performance.now();
+      await assert.rejects(connectPeer({ host: '127.0.0.1', port: relay.port, psk: PSK, signal: AbortSignal.timeout(300) }), (e: Error) => e.name === 'TimeoutError');
+      assert.ok(performance.now() - t < 5000);
+      await assert.rejects(connectPeer({ host: '127.0.0.1', port: relay.port, psk: PSK, connectTimeoutMs: 300 }), (e: NodeJS.ErrnoException) => e.code === 'ETIMEDOUT' && /no answer/.test(e.message));
+    } finally {
+      await relay.close();
+    }
+  });
+
   it('validates its options with errors that name the value', async () => {
     const ep = new MemoryEndpoint(MiB);
     assert.throws(() => new ResyncAgent({ endpoint: ep, psk: Buffer.alloc(4), listen: { host: '127.0.0.1', port: 0 } }), /at least 16 bytes, got 4/);
