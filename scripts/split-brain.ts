@@ -27,6 +27,8 @@ export interface PairSpec {
   identicalWrites?: Extent[];
   /** Fill the whole data area with common random data first (default: leave zeros). */
   commonData?: boolean;
+  /** Only set bitmap bits; write no data (for huge sparse benchmark devices). */
+  bitsOnly?: boolean;
 }
 
 export const MDF_CONSISTENT = 1 << 0;
@@ -126,18 +128,22 @@ export function makePair(localDevice: string, peerDevice: string, spec: PairSpec
   const identical = spec.identicalWrites ?? [];
   const shared = identical.map(([, len]) => randomBytes(len));
   for (const [device, node] of [[localDevice, spec.local], [peerDevice, spec.peer]] as const) {
-    const fd = fs.openSync(device, 'r+');
-    try {
-      if (spec.commonData) writeCommon(fd, dataSize);
-      writeRanges(fd, node.writes, (len) => randomBytes(len));
-      identical.forEach(([off, len], i) => fs.writeSync(fd, shared[i], 0, len, off));
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    if (!spec.bitsOnly) writeData(device, node, identical, shared, spec.commonData ? dataSize : 0);
     restoreMetadata(device, node, dataSize, [...node.writes, ...identical].sort((a, b) => a[0] - b[0]));
   }
   return dataSize;
+}
+
+function writeData(device: string, node: NodeState, identical: Extent[], shared: Buffer[], commonSize: number): void {
+  const fd = fs.openSync(device, 'r+');
+  try {
+    if (commonSize) writeCommon(fd, commonSize);
+    writeRanges(fd, node.writes, (len) => randomBytes(len));
+    identical.forEach(([off, len], i) => fs.writeSync(fd, shared[i], 0, len, off));
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Same pseudo-random bytes on both devices (seeded by offset), so the base data is shared history. */
@@ -159,4 +165,14 @@ export function randomRanges(size: number, count: number, maxBlocks: number, avo
     if (!taken(off, blocks * BLOCK)) out.push([off, blocks * BLOCK]);
   }
   return out.sort((a, b) => a[0] - b[0]);
+}
+
+/** One run per slot of size/count bytes at a random place in it: fast for millions of runs, sorted, disjoint. */
+export function spreadRanges(size: number, count: number, runBytes: number): Extent[] {
+  const slot = Math.floor(size / count / BLOCK) * BLOCK;
+  const out: Extent[] = [];
+  for (let i = 0; i < count && slot > runBytes; i++) {
+    out.push([i * slot + Math.floor(Math.random() * ((slot - runBytes) / BLOCK)) * BLOCK, runBytes]);
+  }
+  return out;
 }
