@@ -118,7 +118,7 @@ async function withStallMonitor(fn: () => Promise<unknown>): Promise<{ seconds: 
   return { seconds: s, maxStallMs: h.max / 1e6 };
 }
 
-const STALL_RUNS = 3;
+const STALL_RUNS = 5;
 
 async function quietest(fn: () => Promise<unknown>): Promise<number> {
   let best = Infinity;
