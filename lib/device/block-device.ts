@@ -73,7 +73,7 @@ export class BlockDevice {
     if (o.isBlockDevice) this.devno = `${o.major}:${o.minor}`;
     if (o.loopBackingFile) this.loopBackingFile = o.loopBackingFile;
     this.direct = o.direct;
-    if (o.directErrno) this.directFallback = `O_DIRECT not supported (errno ${o.directErrno}); using buffered I/O`;
+    if (o.directErrno) this.directFallback = `O_DIRECT not supported here (errno ${-o.directErrno}, EINVAL); using buffered I/O through the page cache`;
   }
 
   static async open(path: string, opts: OpenOptions = {}): Promise<BlockDevice> {

@@ -1,13 +1,14 @@
 // BlockDevice on regular files: argument checks, reads and writes at odd sizes,
 // errors shaped like SystemError.
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BlockDevice } from '../../lib/device/block-device';
 import { BisyncError, ErrorCode, isSystemError } from '../../lib/device/errors';
 import { native } from '../../lib/native/binding';
-import { tmpDir } from '../helpers/env';
+import { requires, tmpDir } from '../helpers/env';
 
 function writeFile(dir: string, name: string, data: Buffer): string {
   const p = path.join(dir, name);
@@ -33,6 +34,28 @@ describe('BlockDevice on regular files', () => {
       if (!dev.direct) assert.match(dev.directFallback ?? '', /O_DIRECT/);
     } finally {
       await dev.close();
+    }
+  });
+
+  it('falls back to buffered I/O where O_DIRECT is refused (ramfs), and says so', async function () {
+    requires(this, 'root', 'mount');
+    const mnt = tmpDir('bisync-ramfs-');
+    assert.equal(spawnSync('mount', ['-t', 'ramfs', 'none', mnt]).status, 0, 'mount ramfs');
+    try {
+      const p = writeFile(mnt, 'f.img', crypto.randomBytes(8192 + 100));
+      const dev = await BlockDevice.open(p, { write: true });
+      try {
+        assert.equal(dev.direct, false);
+        assert.match(dev.directFallback ?? '', /O_DIRECT not supported here \(errno 22, EINVAL\); using buffered I\/O/);
+        const data = crypto.randomBytes(8192 + 100);
+        await dev.write(data, 0);
+        assert.ok((await dev.read(0, data.length)).equals(data));
+      } finally {
+        await dev.close();
+      }
+    } finally {
+      spawnSync('umount', [mnt]);
+      fs.rmdirSync(mnt);
     }
   });
 
