@@ -7,13 +7,16 @@ import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { AddressInfo } from 'node:net';
 import * as readline from 'node:readline';
+import * as tls from 'node:tls';
 import { parseArgs } from 'node:util';
 import { BlockDevice } from '../../lib/device/block-device';
 import { copyExtents } from '../../lib/device/compare';
 import { Extent, normalize, subtract } from '../../lib/device/extent';
 import { ResyncAgent, TransferStats, connectPeer } from '../../lib/transport';
 import { PlainDeviceEndpoint } from '../../lib/transport/plain-endpoint';
+import { PSK_CIPHERS } from '../../lib/transport/psk';
 import { transferExtents } from '../../lib/transport/transfer';
 import type { BenchRow } from './types';
 
@@ -160,21 +163,43 @@ export async function run(): Promise<BenchRow[]> {
     };
 
     const psk = randomBytes(32).toString('hex');
-    const agent = startNode(nsA, ['agent', '--device', peer, '--host', `${SUBNET}.1`, '--psk', psk]);
     const rows: BenchRow[] = [];
-    try {
-      const { port } = await agent.next('listening');
+    {
+      // The agent holds its device exclusively, so it runs only for its own runs.
       const overNetwork = async (compression: 'none' | 'zstd'): Promise<NetRun> => {
-        const client = startNode(nsB, ['client', '--device', local, '--host', `${SUBNET}.1`, '--port', String(port), '--psk', psk, '--extents', extentsFile, '--compression', compression]);
-        const done = await client.next('done');
-        const end = await agent.next('session-end');
-        return { seconds: done.seconds as number, stats: done.stats as TransferStats, cpu: (done.cpu as number) + (end.cpu as number) };
+        const agent = startNode(nsA, ['agent', '--device', peer, '--host', `${SUBNET}.1`, '--psk', psk]);
+        try {
+          const { port } = await agent.next('listening');
+          const client = startNode(nsB, ['client', '--device', local, '--host', `${SUBNET}.1`, '--port', String(port), '--psk', psk, '--extents', extentsFile, '--compression', compression]);
+          const done = await client.next('done');
+          const end = await agent.next('session-end');
+          return { seconds: done.seconds as number, stats: done.stats as TransferStats, cpu: (done.cpu as number) + (end.cpu as number) };
+        } finally {
+          agent.proc.kill('SIGTERM');
+          await new Promise((r) => (agent.proc.exitCode !== null || agent.proc.signalCode !== null ? r(null) : agent.proc.once('exit', r)));
+        }
       };
-      // Alternate the runs so a busy machine weighs on both sides alike.
+      const rawCpu: number[] = [];
+      const rawTls = async (): Promise<number> => {
+        const server = startNode(nsA, ['raw-server', '--host', `${SUBNET}.1`, '--psk', psk, '--bytes', String(CHANGED)]);
+        try {
+          const { port } = await server.next('listening');
+          const client = startNode(nsB, ['raw-client', '--host', `${SUBNET}.1`, '--port', String(port), '--psk', psk, '--bytes', String(CHANGED)]);
+          const done = await client.next('done');
+          const end = await server.next('done');
+          rawCpu.push((done.cpu as number) + (end.cpu as number));
+          return done.seconds as number;
+        } finally {
+          server.proc.kill('SIGKILL');
+        }
+      };
+      // Alternate the runs so a busy machine weighs on all of them alike.
+      const raw: number[] = [];
       const oneHost: number[] = [];
       const net: Record<'none' | 'zstd', NetRun[]> = { none: [], zstd: [] };
       for (let r = 0; r < RUNS; r++) {
         oneHost.push(await copyOneHost());
+        raw.push(await rawTls());
         net.none.push(await overNetwork('none'));
         net.zstd.push(await overNetwork('zstd'));
       }
@@ -189,8 +214,8 @@ export async function run(): Promise<BenchRow[]> {
         rows.push({
           area: 'transport',
           measure: `merge 2 × 256 MiB scattered 4K–1M extents, 4 GiB loops, across netns${label} (median of ${RUNS})`,
-          ours: `${mbps(moved, mid.seconds)} (${(100 * ratio).toFixed(0)}% of one host)`,
-          limit: `${mbps(moved, local1)} (copyExtents both ways, one host)`,
+          ours: `${mbps(moved, mid.seconds)} (${(100 * ratio).toFixed(0)}% of one host, ${((100 * median(raw)) / mid.seconds).toFixed(0)}% of bare TLS)`,
+          limit: `${mbps(moved, local1)} (copyExtents both ways, one host); bare Node TLS-PSK both ways: ${mbps(moved, median(raw))}`,
           target: compression === 'none' ? '≥ 70% of one host' : '-',
           met: compression === 'none' ? ratio >= 0.7 : null,
         });
@@ -206,13 +231,11 @@ export async function run(): Promise<BenchRow[]> {
           area: 'transport',
           measure: `CPU time, client + agent, per GiB moved${label}`,
           ours: `${(mid.cpu / (moved / GiB)).toFixed(2)} s`,
-          limit: '-',
+          limit: `${(median(rawCpu) / (moved / GiB)).toFixed(2)} s (bare TLS, both ways)`,
           target: '-',
           met: null,
         });
       }
-    } finally {
-      agent.proc.kill('SIGKILL');
     }
     return rows;
   } finally {
@@ -252,12 +275,53 @@ async function clientNode(v: Record<string, string | undefined>): Promise<void> 
   say({ event: 'done', seconds, stats, cpu: cpuSeconds(cpu0) });
 }
 
+/**
+ * Plain TLS-PSK between the two namespaces with no protocol on top: both
+ * sides send `bytes` in 8 MiB writes at once and count what arrives. What
+ * Node's TLS alone manages here bounds what any protocol over it can do.
+ */
+async function rawTlsNode(role: string, v: Record<string, string | undefined>): Promise<void> {
+  const psk = Buffer.from(v.psk!, 'hex');
+  const bytes = Number(v.bytes);
+  const opts = { ciphers: PSK_CIPHERS, minVersion: 'TLSv1.2' as const, maxVersion: 'TLSv1.2' as const };
+  const exchange = (sock: tls.TLSSocket): void => {
+    sock.on('error', () => undefined); // the other side may be gone first once both are done
+    const t = performance.now();
+    const cpu0 = process.cpuUsage();
+    let got = 0;
+    let sent = false;
+    const finish = (): void => {
+      if (got < bytes || !sent) return;
+      say({ event: 'done', seconds: (performance.now() - t) / 1000, cpu: cpuSeconds(cpu0) });
+      sock.end();
+      setTimeout(() => process.exit(0), 100);
+    };
+    sock.on('data', (d: Buffer) => {
+      got += d.length;
+      finish();
+    });
+    void (async () => {
+      const chunk = randomBytes(BATCH);
+      for (let n = 0; n < bytes; n += BATCH) if (!sock.write(chunk)) await new Promise((r) => sock.once('drain', r));
+      sent = true;
+      finish();
+    })();
+  };
+  if (role === 'raw-server') {
+    const server = tls.createServer({ ...opts, pskCallback: () => psk }, exchange);
+    server.listen(0, v.host, () => say({ event: 'listening', port: (server.address() as AddressInfo).port }));
+  } else {
+    const sock = tls.connect({ ...opts, host: v.host, port: Number(v.port), pskCallback: () => ({ psk, identity: 'bench' }), checkServerIdentity: () => undefined });
+    sock.once('secureConnect', () => exchange(sock));
+  }
+}
+
 if (require.main === module) {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { device: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, psk: { type: 'string' }, extents: { type: 'string' }, compression: { type: 'string' } },
+    options: { bytes: { type: 'string' }, device: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, psk: { type: 'string' }, extents: { type: 'string' }, compression: { type: 'string' } },
   });
-  (positionals[0] === 'agent' ? agentNode(values) : positionals[0] === 'client' ? clientNode(values) : run().then((rows) => console.table(rows))).catch((e: Error) => {
+  (positionals[0]?.startsWith('raw-') ? rawTlsNode(positionals[0], values) : positionals[0] === 'agent' ? agentNode(values) : positionals[0] === 'client' ? clientNode(values) : run().then((rows) => console.table(rows))).catch((e: Error) => {
     say({ event: 'failed', message: e.message });
     process.exitCode = 1;
   });
