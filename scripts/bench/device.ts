@@ -216,7 +216,15 @@ async function measure(dir: string, loops: string[]): Promise<BenchRow[]> {
   const libRate = (2 * SIZE) / median(lib);
   const cliRate = (2 * SIZE) / median(cliTimes);
   const limit = `${gbps(2 * SIZE, median(dd))} (dd, both at once)`;
-  rows.push({ area: 'device', measure: `diff 2 × 1 GiB, ${DIFFERING_BLOCKS} blocks differ (library, median of ${RUNS})`, ours: `${gbps(2 * SIZE, median(lib))} (${((100 * libRate) / ddRate).toFixed(0)}% of dd)`, limit, target: '≥ 80% of dd', met: libRate >= 0.8 * ddRate });
+  const bestRatio = Math.min(...dd) / Math.min(...lib);
+  rows.push({
+    area: 'device',
+    measure: `diff 2 × 1 GiB, ${DIFFERING_BLOCKS} blocks differ (library, median of ${RUNS}; best runs in brackets)`,
+    ours: `${gbps(2 * SIZE, median(lib))} (${((100 * libRate) / ddRate).toFixed(0)}% of dd) [${gbps(2 * SIZE, Math.min(...lib))}, ${(100 * bestRatio).toFixed(0)}%]`,
+    limit: `${limit} [${gbps(2 * SIZE, Math.min(...dd))}]`,
+    target: '≥ 80% of dd',
+    met: libRate >= 0.8 * ddRate,
+  });
   rows.push({ area: 'device', measure: 'diff, CLI end to end (incl. Node start-up)', ours: `${gbps(2 * SIZE, median(cliTimes))} (${((100 * cliRate) / ddRate).toFixed(0)}% of dd)`, limit, target: '-', met: null });
 
   const cmpT = seconds(() => {
