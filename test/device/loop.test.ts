@@ -110,9 +110,10 @@ describe('exclusive and read-only block devices', () => {
         assert.ok(e.message.includes(loop.device), e.message);
         return true;
       });
-      // Readers are not refused: O_EXCL is only for writers.
+      // Readers are not refused unless they ask for O_EXCL too.
       const reader = await BlockDevice.open(loop.device);
       await reader.close();
+      await assert.rejects(BlockDevice.open(loop.device, { exclusive: true }), { code: 'EBUSY' });
     } finally {
       await first.close();
     }
