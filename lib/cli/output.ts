@@ -1,5 +1,5 @@
 // Shared CLI plumbing: sizes, JSON vs human output, progress on a TTY, exit codes.
-import { SingleBar, Presets } from 'cli-progress';
+import { MultiBar, Presets, SingleBar } from 'cli-progress';
 import { BisyncError } from '../device/errors';
 
 /** Exit codes (documented in the README). */
@@ -47,22 +47,30 @@ export interface Progress {
   stop(): void;
 }
 
+const barFormat = (label: string): string => `${label.padEnd(16)} [{bar}] {percentage}% | {doneText} of {totalText} | ETA {eta_formatted}`;
+const barOptions = { stream: process.stderr, hideCursor: true, etaBuffer: 50, clearOnComplete: false };
+const texts = (done: number, total: number) => ({ doneText: formatBytes(done), totalText: formatBytes(total) });
+const silent: Progress = { update() {}, stop() {} };
+
 /** A progress bar on stderr when it is a TTY (and not --json); otherwise silent. */
 export function progress(label: string, total: number, enabled = true): Progress {
-  if (!enabled || !process.stderr.isTTY || total <= 0) return { update() {}, stop() {} };
-  const bar = new SingleBar(
-    {
-      stream: process.stderr,
-      format: `${label} [{bar}] {percentage}% | {doneText} of {totalText} | ETA {eta_formatted}`,
-      hideCursor: true,
-      etaBuffer: 50,
-    },
-    Presets.shades_classic,
-  );
-  bar.start(total, 0, { doneText: formatBytes(0), totalText: formatBytes(total) });
+  if (!enabled || !process.stderr.isTTY || total <= 0) return silent;
+  const bar = new SingleBar({ ...barOptions, format: barFormat(label) }, Presets.shades_classic);
+  bar.start(total, 0, texts(0, total));
+  return { update: (done) => bar.update(done, texts(done, total)), stop: () => bar.stop() };
+}
+
+/** Several bars at once on stderr (one per phase or direction), each with bytes and ETA. */
+export function progressGroup(enabled = true): { bar(label: string, total: number): Progress; stop(): void } {
+  if (!enabled || !process.stderr.isTTY) return { bar: () => silent, stop() {} };
+  const multi = new MultiBar({ ...barOptions, format: '{label} [{bar}] {percentage}% | {doneText} of {totalText} | ETA {eta_formatted}' }, Presets.shades_classic);
   return {
-    update: (done, payload) => bar.update(done, { doneText: formatBytes(done), totalText: formatBytes(total), ...payload }),
-    stop: () => bar.stop(),
+    bar(label, total) {
+      if (total <= 0) return silent;
+      const b = multi.create(total, 0, { label: label.padEnd(16), ...texts(0, total) });
+      return { update: (done) => b.update(done, { label: label.padEnd(16), ...texts(done, total) }), stop: () => b.stop() };
+    },
+    stop: () => multi.stop(),
   };
 }
 

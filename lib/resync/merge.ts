@@ -84,8 +84,11 @@ export class Merge extends EventEmitter {
     const report = this.emptyReport(p, 'merged', '');
     report.resumed = journal !== undefined;
 
-    report.movedToPeerBytes = await this.transfer('toPeer', p.toPeer, this.local, this.peer, j);
-    report.movedToLocalBytes = await this.transfer('toLocal', p.toLocal, this.peer, this.local, j);
+    // Both directions at once: the link and both disks are full duplex.
+    [report.movedToPeerBytes, report.movedToLocalBytes] = await Promise.all([
+      this.transfer('toPeer', p.toPeer, this.local, this.peer, j),
+      this.transfer('toLocal', p.toLocal, this.peer, this.local, j),
+    ]);
     if (p.conflicts.length) {
       const winnerIsLocal = policy === 'prefer-local';
       const archive = Archive.open(this.opts.archive!);

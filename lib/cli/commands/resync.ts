@@ -8,7 +8,7 @@ import { defaultJournalPath } from '../../resync/journal';
 import { restoreArchive } from '../../resync/restore';
 import { ResyncAgent, connectPeer, readPskFile } from '../../transport';
 import type { Endpoint } from '../../transport/endpoint';
-import { Exit, Progress, confirmWrite, formatBytes, parseSize, printJson, println, progress, run } from '../output';
+import { Exit, Progress, confirmWrite, formatBytes, parseSize, printJson, println, progressGroup, run } from '../output';
 
 interface PeerOptions {
   device: string;
@@ -76,21 +76,19 @@ export function parseHostPort(text: string, what: string, allowAnyPort = false):
   return { host: m[1] ?? m[2], port };
 }
 
-/** One progress bar per phase, on stderr when it is a TTY. */
+/** One progress bar per phase or direction (both directions run at once), on stderr when it is a TTY. */
 function progressReporter(enabled: boolean): { onProgress: (p: MergeProgress) => void; stop: () => void } {
-  let phase = '';
-  let bar: Progress | undefined;
-  const labels: Record<string, string> = { plan: 'compare overlap', toPeer: 'to peer', toLocal: 'to local', conflicts: 'conflicts', verify: 'verify', finalize: 'finalize' };
+  const group = progressGroup(enabled);
+  const bars = new Map<string, Progress>();
+  const labels: Record<string, string> = { plan: 'compare overlap', toPeer: 'to peer', toLocal: 'to this node', conflicts: 'conflicts', verify: 'verify' };
   return {
     onProgress(p) {
-      if (p.phase !== phase) {
-        bar?.stop();
-        phase = p.phase;
-        bar = progress(labels[p.phase] ?? p.phase, p.totalBytes, enabled && p.phase !== 'finalize');
-      }
-      bar?.update(p.doneBytes);
+      if (p.phase === 'finalize') return;
+      let bar = bars.get(p.phase);
+      if (!bar) bars.set(p.phase, (bar = group.bar(labels[p.phase] ?? p.phase, p.totalBytes)));
+      bar.update(p.doneBytes);
     },
-    stop: () => bar?.stop(),
+    stop: () => group.stop(),
   };
 }
 

@@ -1,0 +1,117 @@
+// The product's targets: a merge across two network namespaces against
+// `drbd-bisync copy` of the same extents on one host, bytes on the wire
+// against the bytes that must move, and `plan` of two 1 TiB devices.
+// Needs root, losetup, ip and drbdmeta; devices live in /dev/shm.
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { Extent, totalBytes } from '../../lib/device/extent';
+import { createNetnsPair, netnsUnavailable } from '../netns';
+import { makePair, spreadRanges, splitBrainStates } from '../split-brain';
+import type { BenchRow } from './types';
+
+const CLI = path.join(__dirname, '..', '..', 'lib', 'cli', 'main.js');
+const MiB = 2 ** 20;
+const GiB = 2 ** 30;
+
+const mbps = (bytes: number, s: number): string => `${(bytes / s / 1e6).toFixed(0)} MB/s`;
+
+/** Runs the CLI to completion; wall time in seconds and peak RSS from /usr/bin/time when present. */
+function timed(args: string[], pre: string[] = []): { seconds: number; stdout: string; rssMiB: number | null } {
+  const time = fs.existsSync('/usr/bin/time') ? ['/usr/bin/time', '-f', '%M'] : [];
+  const cmd = [...pre, ...time, process.execPath, CLI, ...args];
+  const t = process.hrtime.bigint();
+  const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8', maxBuffer: 256 * MiB });
+  const seconds = Number(process.hrtime.bigint() - t) / 1e9;
+  if (r.status !== 0) throw new Error(`${args[0]} failed (${r.status}): ${r.stderr}`);
+  const rss = time.length ? Number(r.stderr.trim().split('\n').pop()) / 1024 : null;
+  return { seconds, stdout: r.stdout, rssMiB: rss };
+}
+
+function loop(file: string, size: number): string {
+  fs.writeFileSync(file, '');
+  fs.truncateSync(file, size);
+  return execFileSync('losetup', ['--find', '--show', file], { encoding: 'utf8' }).trim();
+}
+
+async function serve(ns: string, address: string, device: string, psk: string): Promise<{ proc: ChildProcess; port: number }> {
+  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, 'serve', '--device', device, '--listen', `${address}:0`, '--psk-file', psk, '--json', '--once'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  for await (const line of readline.createInterface({ input: proc.stdout! })) {
+    const ev = JSON.parse(line) as { event: string; port?: number };
+    if (ev.event === 'listening') return { proc, port: ev.port! };
+  }
+  throw new Error('serve exited before listening');
+}
+
+/** 2 x 256 MiB of scattered changes between two 4 GiB devices: merge across namespaces vs copy on one host. */
+async function mergeAcrossNamespaces(dir: string): Promise<BenchRow[]> {
+  const size = 4 * GiB;
+  const net = createNetnsPair('10.231.9');
+  const devices: string[] = [];
+  try {
+    const [local, peer] = [loop(path.join(dir, 'm-local.img'), size), loop(path.join(dir, 'm-peer.img'), size)];
+    devices.push(local, peer);
+    // 256 runs of 1 MiB each side, interleaved so the sides never overlap.
+    const a = spreadRanges(size / 2, 256, MiB);
+    const b = spreadRanges(size / 2, 256, MiB).map(([o, l]) => [o + size / 2 - 8 * MiB, l] as Extent).filter(([o]) => o >= size / 2);
+    makePair(local, peer, splitBrainStates(a, b));
+    const moving = totalBytes(a) + totalBytes(b);
+
+    // Baseline: the same extents with `copy` on one host (each direction once).
+    const files = [path.join(dir, 'a.json'), path.join(dir, 'b.json')];
+    fs.writeFileSync(files[0], JSON.stringify(a));
+    fs.writeFileSync(files[1], JSON.stringify(b));
+    const copy = timed(['copy', local, peer, '--extents', files[0], '--yes', '--json']).seconds + timed(['copy', peer, local, '--extents', files[1], '--yes', '--json']).seconds;
+
+    const psk = path.join(dir, 'psk');
+    fs.writeFileSync(psk, randomBytes(32).toString('hex'), { mode: 0o600 });
+    const agent = await serve(net.b.ns, net.b.address, peer, psk);
+    const m = timed(['merge', '--device', local, '--peer', `${net.b.address}:${agent.port}`, '--psk-file', psk, '--yes', '--json', '--journal', path.join(dir, 'journal.json')], ['ip', 'netns', 'exec', net.a.ns]);
+    agent.proc.kill();
+    const doc = JSON.parse(m.stdout) as { movedToPeerBytes: number; movedToLocalBytes: number; wire: { wireBytesSent: number; wireBytesReceived: number } };
+    const moved = doc.movedToPeerBytes + doc.movedToLocalBytes;
+    const wire = doc.wire.wireBytesSent + doc.wire.wireBytesReceived;
+    const ratio = wire / moved;
+    const share = (moving / m.seconds) / (moving / copy);
+    return [
+      { area: 'merge', measure: `merge 2 x 256 MiB scattered, 4 GiB devices, across netns (TLS)`, ours: `${mbps(moving, m.seconds)} (${m.seconds.toFixed(2)} s, ${(share * 100).toFixed(0)} % of copy)`, limit: `copy same extents on one host: ${mbps(moving, copy)}`, target: '>= 70 % of copy', met: share >= 0.7 },
+      { area: 'merge', measure: 'bytes on the wire / bytes that must move', ours: `${ratio.toFixed(4)} (${(wire / MiB).toFixed(1)} MiB for ${(moved / MiB).toFixed(1)} MiB)`, limit: '1.0000', target: '<= 1.01', met: ratio <= 1.01 },
+    ];
+  } finally {
+    for (const d of devices) spawnSync('losetup', ['-d', d]);
+    net.destroy();
+  }
+}
+
+/** plan of two 1 TiB sparse devices with 1 % of their blocks changed in scattered runs. */
+function planHuge(dir: string): BenchRow[] {
+  const size = 2 ** 40;
+  const files = [path.join(dir, 'p-local.img'), path.join(dir, 'p-peer.img')];
+  for (const f of files) {
+    fs.writeFileSync(f, '');
+    fs.truncateSync(f, size);
+  }
+  const runs = 40_000;
+  const runBytes = 256 * 1024 + 12 * 4096; // about 1 % of 1 TiB in 40 000 runs
+  makePair(files[0], files[1], { ...splitBrainStates(spreadRanges(size, runs, runBytes), spreadRanges(size, runs, runBytes)), bitsOnly: true });
+  const r = timed(['plan', '--device', files[0], '--peer-device', files[1], '--json']);
+  const doc = JSON.parse(r.stdout) as { verdict: string };
+  if (doc.verdict !== 'split-brain') throw new Error(`plan said ${doc.verdict}`);
+  return [
+    { area: 'plan', measure: 'plan, two 1 TiB devices, 1 % changed each (time)', ours: `${r.seconds.toFixed(2)} s`, limit: '-', target: '< 3 s', met: r.seconds < 3 },
+    { area: 'plan', measure: 'plan, two 1 TiB devices, 1 % changed each (peak RSS)', ours: r.rssMiB === null ? 'n/a' : `${r.rssMiB.toFixed(0)} MiB`, limit: '-', target: '< 500 MiB', met: r.rssMiB === null ? null : r.rssMiB < 500 },
+  ];
+}
+
+export async function run(): Promise<BenchRow[]> {
+  const why = process.getuid?.() !== 0 ? 'needs root' : netnsUnavailable();
+  if (why) return [{ area: 'merge', measure: 'merge and plan benchmarks', ours: `skipped: ${why}`, limit: '-', target: '-', met: null }];
+  const dir = fs.mkdtempSync('/dev/shm/bisync-bench-merge-');
+  try {
+    return [...(await mergeAcrossNamespaces(dir)), ...planHuge(dir)];
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
