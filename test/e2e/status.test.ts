@@ -107,15 +107,21 @@ describe('e2e: drbd-bisync status/watch on DRBD 8.4 (qemu lab)', function () {
     const r0 = expectMatchesProc(lab.a, before.st, before.proc, before.drbdsetup, 'Primary/Unknown StandAlone UpToDate/DUnknown');
     assert.equal(r0.splitBrain, false, 'an administrative disconnect is not a split brain');
 
-    const watcher = lab.a.start(`timeout -s INT 90 node ${CLI} watch --json > /run/lab/watch.jsonl 2>/run/lab/watch.err; echo exit $?`);
-    await new Promise((r) => setTimeout(r, 15_000)); // node starts slowly over 9p without KVM
+    const out = lab.a.hostPath('watch.jsonl');
+    fs.rmSync(out, { force: true });
+    const watcher = lab.a.start(`node ${CLI} watch --json > /run/lab/watch.jsonl 2>/run/lab/watch.err & echo $! > /run/lab/watch.pid; wait $!; echo exit $?`);
+    // Node starts slowly over 9p without KVM: wait for the initial "exists" line.
+    for (const t0 = Date.now(); !(fs.existsSync(out) && fs.readFileSync(out, 'utf8').includes('\n')); ) {
+      if (Date.now() - t0 > 120_000) throw new Error(`watch printed nothing in 120 s: ${fs.readFileSync(lab.a.hostPath('watch.err'), 'utf8')}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
     await Promise.all(lab.nodes.map((g) => g.ok(drbdadm(`secondary ${RESOURCE}`))));
     await Promise.all(lab.nodes.map((g) => g.ok(drbdadm(`connect ${RESOURCE}`))));
     await waitState(lab.a, (s) => s.cs === 'StandAlone', 'StandAlone after split brain', 60_000);
     await new Promise((r) => setTimeout(r, 3_000));
-    await lab.a.ok('pkill -INT -f "watch --json" || true');
+    await lab.a.ok('kill -INT $(cat /run/lab/watch.pid)');
     const done = await lab.a.wait(watcher, 60_000);
-    assert.match(done.out, /exit 0/, `watch: ${done.out} ${fs.readFileSync(lab.a.hostPath('watch.err'), 'utf8')}`);
+    assert.match(done.out, /exit 0/, `watch: ${done.out} ${fs.readFileSync(lab.a.hostPath('watch.err'), 'utf8')}\n${fs.readFileSync(out, 'utf8')}`);
     const events: WatchEvent[] = fs.readFileSync(lab.a.hostPath('watch.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(events[0].type, 'exists');
     const states = events.map((e) => (e.resource as ResourceStatus).connection);
