@@ -27,7 +27,7 @@ function addPeerOptions(cmd: Command): Command {
   return cmd
     .requiredOption('--device <dev>', 'this node\'s DRBD backing device (resource down)')
     .option('--meta-device <dev>', 'external meta-data device (default: internal meta-data)')
-    .option('--meta-index <n|flex>', 'index on the external meta-data device, or "flex"', 'flex')
+    .option('--meta-index <n>', 'indexed external meta-data slot on --meta-device (default: flexible external)')
     .option('--peer <host:port>', 'the peer\'s `drbd-bisync serve` agent')
     .option('--psk-file <file>', 'pre-shared key file (with --peer)')
     .option('--peer-device <path>', 'the peer\'s backing device on this host (instead of --peer)')
@@ -37,9 +37,9 @@ function addPeerOptions(cmd: Command): Command {
     .option('--json', 'print one JSON document');
 }
 
-function metaIndex(v: string | undefined): number | 'flex' | undefined {
-  if (v === undefined || v === 'flex') return 'flex';
-  if (!/^\d+$/.test(v)) throw new RangeError(`--meta-index must be a number or "flex", got '${v}'`);
+function metaIndex(v: string | undefined): number | 'flex' {
+  if (v === undefined) return 'flex';
+  if (!/^\d+$/.test(v)) throw new RangeError(`--meta-index must be a whole number, got '${v}'`);
   return Number(v);
 }
 
@@ -175,7 +175,7 @@ export function registerResyncCommands(program: Command): void {
     .description('serve this node\'s backing device to a `drbd-bisync merge` on the peer, over TLS with a pre-shared key')
     .requiredOption('--device <dev>', 'this node\'s DRBD backing device (resource down)')
     .option('--meta-device <dev>', 'external meta-data device')
-    .option('--meta-index <n|flex>', 'index on the external meta-data device, or "flex"', 'flex')
+    .option('--meta-index <n>', 'indexed external meta-data slot on --meta-device (default: flexible external)')
     .requiredOption('--listen <host:port>', 'address to listen on (port 0: any free port, printed)')
     .requiredOption('--psk-file <file>', 'pre-shared key file')
     .option('--once', 'exit after the first session ends')
