@@ -88,6 +88,7 @@ export class FramedConnection {
    * also sends a PING that often so the other side always has something to see.
    */
   startKeepalive(idleMs: number, pingMs?: number): void {
+    if (this.keepalive) clearInterval(this.keepalive);
     const tick = Math.max(50, Math.min(idleMs / 4, pingMs ?? idleMs));
     let lastPing = performance.now();
     this.keepalive = setInterval(() => {
