@@ -3,6 +3,7 @@
 // compared byte for byte with the expected merge and the meta-data checked
 // with drbdmeta.
 import { strict as assert } from 'node:assert';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Extent, intersect, subtract, union } from '../../lib/device/extent';
@@ -178,6 +179,34 @@ describe('merge (two devices on one host)', function () {
     assert.equal(r.status, 2);
     assert.match(r.stderr, /--yes/);
     assert.ok(readAll(p.local).equals(p.before.localFile));
+  });
+
+  it('stops before overwriting anything it could not archive (full archive disk), and resumes once there is room', function () {
+    requires(this, 'root');
+    const a = randomRanges(SIZE / 2, 16, 32);
+    const b: Extent[] = [...union(a.slice(0, 8), randomRanges(SIZE / 2, 4, 4, a))];
+    p = setupPair(SIZE, splitBrainStates(a, b));
+    const archive = path.join(p.dir, 'archive');
+    fs.mkdirSync(archive);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', archive]);
+    try {
+      const args = ['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--journal', path.join(p.dir, 'j.json'), '--on-conflict', 'prefer-local', '--archive', archive];
+      const full = cli(args);
+      assert.equal(full.status, 2, full.stdout);
+      assert.match(full.stderr, /ENOSPC/);
+      const peerNow = readRange(p.peer, 0, p.dataSize);
+      for (const [off, len] of intersect(a, b)) assert.ok(peerNow.subarray(off, off + len).equals(p.before.peer.subarray(off, off + len)), `conflict block at ${off} not overwritten`);
+      execFileSync('mount', ['-o', 'remount,size=64m', archive]);
+      const again = cli(args);
+      assert.equal(again.status, 0, again.stderr);
+      assertData(p, overlay(p.before.local, p.before.peer, [...subtract(b, a)]));
+      assertFinalized(p);
+      assert.equal(cli(['restore-archive', '--archive', archive, '--device', p.peer, '--yes']).status, 0);
+      const restored = readRange(p.peer, 0, p.dataSize);
+      for (const [off, len] of intersect(a, b)) assert.ok(restored.subarray(off, off + len).equals(p.before.peer.subarray(off, off + len)));
+    } finally {
+      spawnSync('umount', [archive]);
+    }
   });
 
   describe('resume after a crash', () => {
