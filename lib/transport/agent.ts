@@ -39,6 +39,8 @@ export interface SessionInfo {
 export interface SessionEnd extends SessionInfo {
   /** Why it ended; null for a clean goodbye. */
   error: Error | null;
+  /** The error's message (error itself does not survive JSON.stringify). */
+  reason: string | null;
   stats: TransferStats;
   requests: number;
 }
@@ -81,12 +83,13 @@ export class ResyncAgent extends EventEmitter {
     return this.active !== null;
   }
 
-  /** Stops listening and ends the session in progress (its calls in flight finish first). */
+  /** Stops listening and ends the session in progress (its calls in flight finish first); then emits 'close'. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
       if (this.active) await this.active.end();
       await stopped;
+      this.emit('close');
     })();
     return this.closing;
   }
@@ -236,7 +239,7 @@ class Session {
     this.ended ??= (async () => {
       // Calls already running finish before another session may start.
       await Promise.allSettled([...this.inFlight]);
-      if (this.info) this.agent.emitSession('session-end', { ...this.info, error, stats: this.conn.stats(), requests: this.requests });
+      if (this.info) this.agent.emitSession('session-end', { ...this.info, error, reason: error?.message ?? null, stats: this.conn.stats(), requests: this.requests });
       this.onEnd();
     })();
     await this.ended;

@@ -170,13 +170,14 @@ describe('transport: agent and RemoteEndpoint over TLS-PSK', function () {
     const ep = new MemoryEndpoint(MiB);
     const s = await startAgent(ep, { once: true });
     agent = s.agent;
-    const closed = new Promise<void>((r) => s.agent.once('session-end', () => r()));
+    const closed = new Promise<void>((r) => s.agent.once('close', () => r()));
     remote = await connectPeer({ host: '127.0.0.1', port: s.port, psk: PSK });
     await remote.info();
     await remote.close();
     await closed;
     await until(() => s.ends.length === 1);
     assert.equal(s.ends[0].error, null);
+    assert.equal(s.ends[0].reason, null);
     assert.ok(s.ends[0].requests >= 1);
     await new Promise((r) => setTimeout(r, 50));
     await assert.rejects(connectPeer({ host: '127.0.0.1', port: s.port, psk: PSK, connectTimeoutMs: 2000 }), (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED');
