@@ -103,6 +103,7 @@ export class ResyncAgent extends EventEmitter {
     const remote = `${raw.remoteAddress}:${raw.remotePort}`;
     raw.setNoDelay(true);
     raw.setKeepAlive(true, 10_000);
+    raw.on('error', () => undefined); // the TLS socket above reports the same failure
     const sock = new tls.TLSSocket(raw, {
       isServer: true,
       ciphers: PSK_CIPHERS,
@@ -115,8 +116,11 @@ export class ResyncAgent extends EventEmitter {
       sock.destroy();
     }, this.opts.handshakeTimeoutMs ?? 10_000);
     timer.unref();
+    let reported = false;
     const onHandshakeError = (e: Error): void => {
       clearTimeout(timer);
+      if (reported) return;
+      reported = true;
       const msg = isAuthFailure(e)
         ? `authentication failed for a connection from ${remote}: pre-shared key mismatch (or PSK identity other than '${this.identity}')`
         : `TLS handshake with ${remote} failed: ${e.message}`;
@@ -144,6 +148,7 @@ export class ResyncAgent extends EventEmitter {
     const why = this.closing ? 'the agent is shutting down' : `the agent is busy with another session (from ${this.active?.remote})`;
     const e = new BisyncError(ErrorCode.REFUSED, why, { hint: 'only one merge may talk to a node at a time; wait for the other to finish' });
     conn.send(FrameType.ERROR, 0, errorToJson(e)).then(() => conn.close(), () => conn.close());
+    setTimeout(() => sock.destroy(), 5000).unref(); // a client that never hangs up must not hold close() up
   }
 
   /** @internal */

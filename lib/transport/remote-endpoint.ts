@@ -276,6 +276,7 @@ function openTcp(host: string, port: number, label: string, signal: AbortSignal)
     signal.addEventListener('abort', onAbort, { once: true });
     raw.once('connect', () => {
       cleanup();
+      raw.on('error', () => undefined); // the TLS socket above reports the same failure
       raw.setKeepAlive(true, 10_000);
       resolve(raw);
     });
