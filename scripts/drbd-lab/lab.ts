@@ -3,6 +3,7 @@
 // host drops there). See README.md in this folder.
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as dgram from 'node:dgram';
 import * as path from 'node:path';
 
@@ -40,6 +41,20 @@ export interface RunResult {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 let commandSeq = 0;
+
+// Guests still running when this process exits (a test runner killed mid-way)
+// would otherwise outlive it.
+const runningQemu = new Set<ChildProcess>();
+const killAll = () => {
+  for (const q of runningQemu) q.kill('SIGKILL');
+};
+process.once('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    killAll();
+    process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+  });
+}
 
 /** One qemu guest: a DRBD node whose first process is the lab agent. */
 export class Guest {
@@ -81,7 +96,9 @@ export class Guest {
     });
     fs.closeSync(log);
     this.qemu = qemu;
+    runningQemu.add(qemu);
     this.exited = new Promise((resolve) => qemu.once('exit', () => {
+      runningQemu.delete(qemu);
       if (this.qemu === qemu) this.qemu = undefined;
       resolve();
     }));
@@ -160,6 +177,17 @@ function freeUdpPort(): Promise<number> {
   });
 }
 
+/** /dev/shm when it has room (containers often give it only 64 MiB), else the temp folder. */
+function scratchBase(bytes: number): string {
+  try {
+    const st = fs.statfsSync('/dev/shm');
+    if (st.bavail * st.bsize >= bytes) return '/dev/shm';
+  } catch {
+    /* no /dev/shm */
+  }
+  return os.tmpdir();
+}
+
 export interface LabOptions {
   /** Folder for the disk images and shares (default: a new one under /dev/shm). */
   dir?: string;
@@ -180,8 +208,8 @@ export class Lab {
   }
 
   static async create(opts: LabOptions = {}): Promise<Lab> {
-    const dir = opts.dir ?? fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : '/tmp', 'drbd-lab-'));
     const size = opts.diskSize ?? 64 * 1024 * 1024;
+    const dir = opts.dir ?? fs.mkdtempSync(path.join(scratchBase(4 * size), 'drbd-lab-'));
     const disks = ['a', 'b'].map((n) => {
       const f = path.join(dir, `disk-${n}.img`);
       fs.writeFileSync(f, '');

@@ -96,6 +96,17 @@ describe('e2e: drbd-bisync against two DRBD 8.4 nodes under qemu', function () {
       assert.equal(s.ds, 'UpToDate/UpToDate');
       assert.equal(s.oos, 0);
     }
+    // The same through drbdadm and drbdsetup; after a sync both share one current UUID.
+    const gis: string[] = [];
+    for (const g of l.nodes) {
+      const out = await g.ok(`${drbdadm(`cstate ${RESOURCE}`)}; ${drbdadm(`dstate ${RESOURCE}`)}; /lib/drbd/drbdsetup-84 get-gi 0`);
+      const [cstate, dstate, gi] = out.trim().split('\n');
+      assert.equal(cstate, 'Connected', `drbdadm cstate on ${g.name}`);
+      assert.equal(dstate, 'UpToDate/UpToDate', `drbdadm dstate on ${g.name}`);
+      gis.push(gi);
+    }
+    const [ua, ub] = gis.map((gi) => gi.split(':'));
+    assert.equal(ub[0], ua[0], `current UUIDs differ: nodea ${gis[0]}, nodeb ${gis[1]}`);
     await expectWritesOnBoth(l, writes);
     await expectIdenticalDevices(l);
   }
