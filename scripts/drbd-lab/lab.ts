@@ -153,9 +153,14 @@ export class Guest {
     return fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '';
   }
 
-  /** Runs a bash script in the guest and returns its exit status and output. */
+  /** Runs a bash script in the guest and returns its exit status and output (DRBD_LAB_TRACE=1 logs each). */
   async sh(script: string, timeoutMs?: number): Promise<RunResult> {
-    return this.wait(this.start(script), timeoutMs);
+    const t0 = Date.now();
+    const r = await this.wait(this.start(script), timeoutMs);
+    if (process.env.DRBD_LAB_TRACE) {
+      process.stderr.write(`[${this.name} ${((Date.now() - t0) / 1000).toFixed(2)}s rc=${r.rc}] ${script.trim().split('\n')[0].slice(0, 100)}\n`);
+    }
+    return r;
   }
 
   /** Like sh(), but a non-zero exit is an error naming the node, the script and its output. */
