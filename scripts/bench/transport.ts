@@ -266,7 +266,8 @@ async function clientNode(v: Record<string, string | undefined>): Promise<void> 
   const t = performance.now();
   const cpu0 = process.cpuUsage();
   // Both directions at once on one connection, as a merge moves them.
-  await Promise.all([transferExtents(local, remote, push, { batchBytes: BATCH }), transferExtents(remote, local, pull, { batchBytes: BATCH })]);
+  const o = { batchBytes: Number(v.batch ?? BATCH), concurrency: Number(v.concurrency ?? 4) };
+  await Promise.all([transferExtents(local, remote, push, o), transferExtents(remote, local, pull, o)]);
   await Promise.all([local.flush(), remote.flush()]);
   const seconds = (performance.now() - t) / 1000;
   const stats = remote.stats();
@@ -319,7 +320,7 @@ async function rawTlsNode(role: string, v: Record<string, string | undefined>): 
 if (require.main === module) {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { bytes: { type: 'string' }, device: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, psk: { type: 'string' }, extents: { type: 'string' }, compression: { type: 'string' } },
+    options: { batch: { type: 'string' }, concurrency: { type: 'string' }, bytes: { type: 'string' }, device: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, psk: { type: 'string' }, extents: { type: 'string' }, compression: { type: 'string' } },
   });
   (positionals[0]?.startsWith('raw-') ? rawTlsNode(positionals[0], values) : positionals[0] === 'agent' ? agentNode(values) : positionals[0] === 'client' ? clientNode(values) : run().then((rows) => console.table(rows))).catch((e: Error) => {
     say({ event: 'failed', message: e.message });
