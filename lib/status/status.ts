@@ -158,9 +158,13 @@ export async function fromEvents2(): Promise<DrbdStatus> {
     const err = e as NodeJS.ErrnoException & { stderr?: string };
     throw new Error(err.code === 'ENOENT' ? 'drbdsetup is not installed' : `drbdsetup events2 failed: ${(err.stderr || err.message).trim()}`);
   }
-  // An 8.4 module (api:1 in /proc/drbd) names its states the 8.4 way.
-  const api = /\(api:1\//.test(readIfExists('/proc/drbd')) ? 1 : 2;
+  const api = moduleApi();
   return { source: 'events2', api, resources: parseEvents2(stdout, api).resources };
+}
+
+/** 1 for an 8.4 module (api:1 in /proc/drbd), which names its states the 8.4 way; else 2. */
+export function moduleApi(): number {
+  return /\(api:1\//.test(readIfExists('/proc/drbd')) ? 1 : 2;
 }
 
 function readIfExists(file: string): string {

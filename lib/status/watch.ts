@@ -7,7 +7,7 @@ import { DrbdCmd, decodeDrbdMessage, resolveDrbdFamily } from './drbd-genl';
 import { EventsState, parseEvents2Line } from './events2';
 import { FamilyNotFoundError, GenlSocket } from './genl';
 import { readKernelLog } from './kernel-log';
-import { fromNetlink, getStatus, markSplitBrain } from './status';
+import { fromNetlink, getStatus, markSplitBrain, moduleApi } from './status';
 import type { ResourceStatus, StatusSource } from './types';
 
 export interface WatchEvent {
@@ -130,7 +130,7 @@ async function* watchEvents2(opts: WatchOptions): AsyncGenerator<WatchEvent> {
   const child = spawn('drbdsetup', ['events2', '--statistics'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const onAbort = (): void => void child.kill();
   opts.signal?.addEventListener('abort', onAbort);
-  const state = new EventsState();
+  const state = new EventsState(moduleApi());
   let started = false;
   try {
     for await (const line of createInterface({ input: child.stdout })) {

@@ -144,4 +144,34 @@ describe('e2e: drbd-bisync status/watch on DRBD 8.4 (qemu lab)', function () {
     assert.equal(unknown.status, 2);
     assert.match(unknown.json.error.message, /'nope' is not configured/);
   });
+
+  it('watch --source events2 and --source proc follow a reconnect attempt too', async () => {
+    const started: Record<string, string> = {};
+    for (const source of ['events2', 'proc']) {
+      fs.rmSync(lab.a.hostPath(`watch-${source}.jsonl`), { force: true });
+      started[source] = lab.a.start(
+        `node ${CLI} watch --json --source ${source} --interval 200 > /run/lab/watch-${source}.jsonl 2>/run/lab/watch-${source}.err & echo $! > /run/lab/watch-${source}.pid; wait $!; echo exit $?`,
+      );
+    }
+    const lines = (source: string): WatchEvent[] => {
+      const f = lab.a.hostPath(`watch-${source}.jsonl`);
+      return fs.existsSync(f) ? fs.readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+    };
+    for (const t0 = Date.now(); !(lines('events2').length && lines('proc').length); ) {
+      if (Date.now() - t0 > 120_000) throw new Error(`watchers printed nothing: ${fs.readFileSync(lab.a.hostPath('watch-events2.err'), 'utf8')} ${fs.readFileSync(lab.a.hostPath('watch-proc.err'), 'utf8')}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    await lab.a.ok(drbdadm(`connect ${RESOURCE}`)); // the peer stays StandAlone: nodea waits in WFConnection
+    await waitState(lab.a, (s) => s.cs === 'WFConnection', 'WFConnection');
+    await new Promise((r) => setTimeout(r, 2_000));
+    for (const source of ['events2', 'proc']) {
+      await lab.a.ok(`kill -INT $(cat /run/lab/watch-${source}.pid)`);
+      const done = await lab.a.wait(started[source], 60_000);
+      assert.match(done.out, /exit 0/, `${source}: ${done.out} ${fs.readFileSync(lab.a.hostPath(`watch-${source}.err`), 'utf8')}`);
+      const evs = lines(source);
+      assert.deepEqual([evs[0].type, evs[0].source, (evs[0].resource as ResourceStatus).connection], ['exists', source, 'StandAlone']);
+      const last = evs[evs.length - 1].resource as ResourceStatus;
+      assert.deepEqual([last.name, last.connection, last.splitBrain], [RESOURCE, 'WFConnection', false], `${source}: ${JSON.stringify(evs)}`);
+    }
+  });
 });
