@@ -24,6 +24,27 @@ describe('pipelined', () => {
     assert.equal(peak, 3);
   });
 
+  it('a slow head does not leave the other slots idle', async () => {
+    let releaseHead: () => void = () => undefined;
+    const headGate = new Promise<void>((r) => (releaseHead = r));
+    const started: number[] = [];
+    const out: number[] = [];
+    const gen = pipelined([0, 1, 2, 3, 4, 5, 6, 7], async (i) => {
+      started.push(i);
+      if (i === 0) await headGate;
+      else await sleep(1);
+      return i;
+    }, { concurrency: 2 });
+    const first = gen.next();
+    await sleep(50);
+    // With two slots, 1 finishes and 2 takes its place, and so on up to the window of 4.
+    assert.deepEqual(started, [0, 1, 2, 3]);
+    releaseHead();
+    out.push((await first).value![0]);
+    for await (const [i] of gen) out.push(i);
+    assert.deepEqual(out, [0, 1, 2, 3, 4, 5, 6, 7]);
+  });
+
   it('a failure surfaces in order, after the runs already started have settled', async () => {
     const settled: number[] = [];
     const seen: number[] = [];
