@@ -183,9 +183,21 @@ Napi::Value FdOp(const Napi::CallbackInfo& info, const char* name) {
   return Start(new W(info.Env(), name, static_cast<int>(ArgInt(info, 0)), ArgString(info, 1)));
 }
 
+// The TS layer validates; this keeps a misused binding from touching memory
+// outside the buffer.
+Napi::Buffer<uint8_t> ArgBufferRange(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsBuffer()) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a Buffer");
+  auto buf = info[i].As<Napi::Buffer<uint8_t>>();
+  const int64_t off = ArgInt(info, i + 1), len = ArgInt(info, i + 2);
+  if (off < 0 || len < 0 || static_cast<uint64_t>(off + len) > buf.Length())
+    throw Napi::RangeError::New(info.Env(), "buffer range [" + std::to_string(off) + ", " + std::to_string(len) +
+                                                "] is outside a buffer of " + std::to_string(buf.Length()) + " bytes");
+  return buf;
+}
+
 // read(fd, path, buffer, bufferOffset, length, position) -> bytesRead
 Napi::Value Read(const Napi::CallbackInfo& info) {
-  auto buf = info[2].As<Napi::Buffer<uint8_t>>();
+  auto buf = ArgBufferRange(info, 2);
   auto* w = new ReadWorker(info.Env(), static_cast<int>(ArgInt(info, 0)), ArgString(info, 1),
                            buf.Data() + ArgInt(info, 3), static_cast<size_t>(ArgInt(info, 4)),
                            static_cast<uint64_t>(ArgInt(info, 5)));
@@ -195,7 +207,7 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
 
 // write(fd, path, buffer, bufferOffset, length, position)
 Napi::Value Write(const Napi::CallbackInfo& info) {
-  auto buf = info[2].As<Napi::Buffer<uint8_t>>();
+  auto buf = ArgBufferRange(info, 2);
   auto* w = new WriteWorker(info.Env(), static_cast<int>(ArgInt(info, 0)), ArgString(info, 1),
                             buf.Data() + ArgInt(info, 3), static_cast<size_t>(ArgInt(info, 4)),
                             static_cast<uint64_t>(ArgInt(info, 5)));

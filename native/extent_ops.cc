@@ -254,8 +254,15 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value GatherScatter(const Napi::CallbackInfo& info, bool write) {
+  if (!info[3].IsBuffer()) throw Napi::TypeError::New(info.Env(), "argument 3 must be a Buffer");
   auto buf = info[3].As<Napi::Buffer<uint8_t>>();
-  auto* w = new GatherScatterWorker(info.Env(), MakeSide(info, 0), ArgExtents(info, 2), buf.Data(), write);
+  std::vector<Extent> x = ArgExtents(info, 2);
+  uint64_t total = 0;
+  for (const Extent& e : x) total += e.len;
+  if (total != buf.Length())  // the TS layer checks; this keeps memory safe
+    throw Napi::RangeError::New(info.Env(), "extents cover " + std::to_string(total) + " bytes but the buffer holds " +
+                                                std::to_string(buf.Length()));
+  auto* w = new GatherScatterWorker(info.Env(), MakeSide(info, 0), std::move(x), buf.Data(), write);
   w->Keep("buffer", buf);
   return Start(w);
 }

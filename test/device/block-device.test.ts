@@ -245,6 +245,12 @@ describe('BlockDevice on regular files', () => {
     }
   });
 
+  it('the raw binding refuses buffer ranges outside the buffer (memory safety)', () => {
+    assert.throws(() => native.read(0, 'x', Buffer.alloc(10), 5, 10, 0), (e: Error) => e instanceof RangeError && /\[5, 10\] is outside a buffer of 10 bytes/.test(e.message));
+    assert.throws(() => native.write(0, 'x', Buffer.alloc(10), -1, 4, 0), RangeError);
+    assert.throws(() => native.gather(0, 'x', new Float64Array([0, 4096]), Buffer.alloc(10)), /cover 4096 bytes but the buffer holds 10/);
+  });
+
   it('hashBuffer is XXH3-128 (known answer for empty input)', () => {
     // XXH3_128bits("") = 99aa06d3014798d86001c324468d497f (canonical, from the xxHash sanity tests).
     assert.equal(native.hashBuffer(Buffer.alloc(0)).toString('hex'), '99aa06d3014798d86001c324468d497f');
