@@ -43,6 +43,7 @@ export interface Loop {
 }
 
 export function makeLoop(size: number, opts: { sectorSize?: 512 | 4096; directIo?: boolean; dir?: string } = {}): Loop {
+  const ownDir = opts.dir === undefined;
   const dir = opts.dir ?? tmpDir();
   const file = path.join(dir, `loop-${process.pid}-${Math.random().toString(36).slice(2)}.img`);
   fs.writeFileSync(file, '');
@@ -56,7 +57,7 @@ export function makeLoop(size: number, opts: { sectorSize?: 512 | 4096; directIo
     file,
     detach() {
       spawnSync('losetup', ['-d', device]);
-      fs.rmSync(file, { force: true });
+      fs.rmSync(ownDir ? dir : file, { recursive: true, force: true });
     },
   };
 }
