@@ -210,6 +210,20 @@ describe('transport: two nodes in network namespaces', function () {
     assert.ok(Date.now() - t < 15_000);
   });
 
+  it('lets a new coordinator finish after the first one died mid-transfer (the agent keeps its device)', async () => {
+    const target = newLoop();
+    const { node: agent, port } = await startAgent(target.device);
+    const first = startClient(source.device, port, ['--rate', String(8 * MiB), '--batch', String(MiB)]);
+    await first.waitFor((e) => e.event === 'progress');
+    first.kill('SIGKILL');
+    const ended = await agent.waitFor((e) => e.event === 'session-end');
+    assert.equal(ended.code, 'ECONNRESET');
+    const second = startClient(source.device, port);
+    const done = await second.waitFor((e) => e.event === 'done' || e.event === 'failed');
+    assert.equal(done.event, 'done', JSON.stringify(done));
+    await identical(source.device, target.device);
+  });
+
   it('fails the transfer by the idle timeout when the link goes down', async () => {
     const target = newLoop();
     const { port } = await startAgent(target.device);
