@@ -148,6 +148,18 @@ export class Guest {
     return { rc: Number(fs.readFileSync(rcFile, 'utf8').trim()), out: this.readOut(id) };
   }
 
+  /** Waits until a started script's output matches re (e.g. a server saying it listens). */
+  async waitOutput(id: string, re: RegExp, timeoutMs = 120_000): Promise<string> {
+    const t0 = Date.now();
+    for (;;) {
+      const out = this.readOut(id);
+      if (re.test(out)) return out;
+      if (fs.existsSync(this.hostPath(`out/${id}.rc`))) throw new Error(`on ${this.name}: the script ended before printing ${re}:\n${out}`);
+      if (!this.qemu || Date.now() - t0 > timeoutMs) throw new Error(`on ${this.name}: no ${re} after ${Date.now() - t0} ms:\n${out}`);
+      await sleep(100);
+    }
+  }
+
   private readOut(id: string): string {
     const f = this.hostPath(`out/${id}`);
     return fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '';

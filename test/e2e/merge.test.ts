@@ -134,7 +134,7 @@ describe('e2e: drbd-bisync against two DRBD 8.4 nodes under qemu', function () {
     await splitBrainWith(l, writes);
     const pskFile = writePsk(l);
     const serve = l.b.start(`exec node ${CLI} serve --device ${BACKING} --listen ${l.b.ip}:7790 --psk-file ${pskFile} --once`);
-    await new Promise((r) => setTimeout(r, 3000)); // node starts in about a second under emulation
+    await l.b.waitOutput(serve, /serving /);
     const m = await guestCli(l.a, ['merge', '--device', BACKING, '--peer', `${l.b.ip}:7790`, '--psk-file', pskFile,
       '--journal', '/run/lab/journal-s1b.json', '--yes', '--json']);
     const served = await l.b.wait(serve, 60_000);
@@ -180,15 +180,20 @@ describe('e2e: drbd-bisync against two DRBD 8.4 nodes under qemu', function () {
     ];
     await splitBrain(l);
     await writeAll(before);
-    // nodea keeps writing 4 KiB blocks from 12 MiB on until the plug is pulled.
-    l.a.start(`i=0; while :; do dd if=/dev/urandom of=/dev/drbd0 bs=4096 seek=$((3072 + i % 1024)) count=1 oflag=direct status=none; i=$((i+1)); echo $i > /run/lab/crash-count; done`);
-    await new Promise((r) => setTimeout(r, 3000));
+    // nodea keeps writing 4 KiB blocks spread over 12-28 MiB (four AL extents) until the plug is pulled.
+    const count = l.a.hostPath('crash-count');
+    fs.rmSync(count, { force: true });
+    l.a.start(`i=0; while :; do dd if=/dev/urandom of=/dev/drbd0 bs=4096 seek=$((3072 + i * 1031 % 4096)) count=1 oflag=direct status=none; i=$((i+1)); echo $i > /run/lab/crash-count; done`);
+    const wrote = () => (fs.existsSync(count) ? Number(fs.readFileSync(count, 'utf8')) || 0 : 0);
+    for (const t = Date.now(); wrote() < 20; await new Promise((r) => setTimeout(r, 100))) {
+      if (Date.now() - t > 120_000) throw new Error(`nodea wrote only ${wrote()} blocks in 120 s`);
+    }
     await l.a.kill();
     const tBoot = Date.now();
     await l.a.boot();
     timings.push(['  reboot of the killed guest', Date.now() - tBoot]);
     await down(l.b);
-    const written = Number(fs.readFileSync(l.a.hostPath('crash-count'), 'utf8'));
+    const written = wrote();
     assert.ok(written > 0, 'nodea wrote before it was killed');
     await withHostLoops(l, (devA, devB) => {
       saveUncleanMetadata(devA, l.a.disk, written);
