@@ -3,12 +3,11 @@
 // for those writes, generation UUIDs as DRBD rotates them. The meta-data is
 // written by drbdmeta itself (create-md, then restore-md of a dump), so what
 // drbd-bisync reads is what DRBD's own tool wrote. Used by the demo and tests.
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import type { Extent } from '../lib/device/extent';
+import { Fmt, Target, drbdmeta, dump, restore, wordsPerSlot } from './drbdmeta';
 
 export interface NodeState {
   current: bigint;
@@ -29,6 +28,8 @@ export interface PairSpec {
   commonData?: boolean;
   /** Only set bitmap bits; write no data (for huge sparse benchmark devices). */
   bitsOnly?: boolean;
+  /** Meta-data format (default v08, DRBD 8.4). */
+  format?: Fmt;
 }
 
 export const MDF_CONSISTENT = 1 << 0;
@@ -53,64 +54,48 @@ export function splitBrainStates(localWrites: Extent[], peerWrites: Extent[]): {
   };
 }
 
-function drbdmeta(device: string, ...args: string[]): string {
-  fs.mkdirSync('/run/lock', { recursive: true });
-  return execFileSync('drbdmeta', ['--force', '0', 'v08', device, 'internal', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const MDF_AL_CLEAN = 1 << 7;
+
+/** Creates internal meta-data (v09: one peer slot) and returns the usable data size in bytes. */
+export function createMetadata(device: string, fmt: Fmt = 'v08'): number {
+  const t = target(device, fmt);
+  drbdmeta(t, fmt === 'v09' ? ['create-md', '1'] : ['create-md']);
+  return dump(t).bmOffset;
 }
 
-/** Creates v08 internal meta-data and returns the usable data size in bytes. */
-export function createMetadata(device: string): number {
-  drbdmeta(device, 'create-md');
-  const dump = drbdmeta(device, 'dump-md');
-  const m = /# bm_offset (\d+)/.exec(dump);
-  if (!m) throw new Error(`drbdmeta dump-md of ${device} printed no bm_offset`);
-  return Number(m[1]);
+const target = (device: string, fmt: Fmt): Target => ({ fmt, mdDev: device, placement: 'internal' });
+
+/**
+ * Writes the node's UUIDs, flags and bitmap with restore-md. v09: this node
+ * has node id `nodeId`, its peer the other id of {0, 1}, one bitmap slot.
+ */
+export function restoreMetadata(device: string, fmt: Fmt, nodeId: 0 | 1, state: NodeState, dataSize: number, bitExtents: Extent[]): void {
+  const t = target(device, fmt);
+  const m = dump(t);
+  const flags = state.flags ?? (MDF_CONSISTENT | MDF_WAS_UP_TO_DATE);
+  m.laSizeSect = dataSize / 512;
+  m.current = state.current;
+  m.words = [bitmapWords(bitExtents, wordsPerSlot(m.laSizeSect, BLOCK, m.maxPeers))];
+  if (fmt === 'v08') {
+    m.bitmap = state.bitmap;
+    m.history = [...state.history];
+    m.flags = flags;
+  } else {
+    m.nodeId = nodeId;
+    m.flags = flags | MDF_AL_CLEAN;
+    m.history = [...state.history, ...Array<bigint>(32 - state.history.length).fill(0n)];
+    m.peers[1 - nodeId] = { bitmapIndex: 0, bitmapUuid: state.bitmap, bitmapDagtag: 0n, flags: 0 };
+  }
+  restore(t, m, os.tmpdir());
 }
 
-const hex = (v: bigint): string => `0x${v.toString(16).toUpperCase().padStart(16, '0')}`;
-
-/** A dump-md text that restore-md reads: our UUIDs, flags and bitmap. */
-export function dumpText(state: NodeState, dataSize: number, bitExtents: Extent[]): string {
-  const bits = Math.ceil(dataSize / BLOCK);
-  const words = new BigUint64Array(Math.ceil(bits / 64));
-  for (const [off, len] of bitExtents) {
+/** The bitmap words (64 bits, little-endian bit order) with the extents' blocks set. */
+function bitmapWords(extents: Extent[], count: number): bigint[] {
+  const words = new BigUint64Array(count);
+  for (const [off, len] of extents) {
     for (let b = Math.floor(off / BLOCK); b < Math.ceil((off + len) / BLOCK); b++) words[b >> 6] |= 1n << BigInt(b & 63);
   }
-  const entries: string[] = [];
-  for (let i = 0; i < words.length; ) {
-    let j = i;
-    while (j < words.length && words[j] === words[i]) j++;
-    entries.push(j - i > 1 ? `${j - i} times ${hex(words[i])};` : `${hex(words[i])};`);
-    i = j;
-  }
-  const flags = state.flags ?? (MDF_CONSISTENT | MDF_WAS_UP_TO_DATE);
-  return [
-    'version "v08";',
-    'uuid {',
-    `    ${hex(state.current)}; ${hex(state.bitmap)}; ${hex(state.history[0])}; ${hex(state.history[1])};`,
-    `    flags 0x${flags.toString(16).padStart(8, '0')};`,
-    '}',
-    `la-size-sect ${dataSize / 512};`,
-    'bm-byte-per-bit 4096;',
-    `device-uuid ${hex(randomUuid())};`,
-    'la-peer-max-bio-size 1048576;',
-    'al-stripes 1;',
-    'al-stripe-size-4k 8;',
-    'bm {',
-    ...entries.map((e) => `    ${e}`),
-    '}',
-    '',
-  ].join('\n');
-}
-
-export function restoreMetadata(device: string, state: NodeState, dataSize: number, bitExtents: Extent[]): void {
-  const file = path.join(os.tmpdir(), `bisync-md-${process.pid}-${Math.random().toString(36).slice(2)}.dump`);
-  fs.writeFileSync(file, dumpText(state, dataSize, bitExtents));
-  try {
-    drbdmeta(device, 'restore-md', file);
-  } finally {
-    fs.rmSync(file, { force: true });
-  }
+  return [...words];
 }
 
 function writeRanges(fd: number, ranges: Extent[], data: (len: number) => Buffer): void {
@@ -122,14 +107,15 @@ function writeRanges(fd: number, ranges: Extent[], data: (len: number) => Buffer
  * meta-data DRBD would have after both sides went down. Returns the usable size.
  */
 export function makePair(localDevice: string, peerDevice: string, spec: PairSpec): number {
-  const dataSize = createMetadata(localDevice);
-  const peerSize = createMetadata(peerDevice);
+  const fmt = spec.format ?? 'v08';
+  const dataSize = createMetadata(localDevice, fmt);
+  const peerSize = createMetadata(peerDevice, fmt);
   if (peerSize !== dataSize) throw new Error(`devices differ in usable size: ${dataSize} vs ${peerSize}`);
   const identical = spec.identicalWrites ?? [];
   const shared = identical.map(([, len]) => randomBytes(len));
-  for (const [device, node] of [[localDevice, spec.local], [peerDevice, spec.peer]] as const) {
+  for (const [nodeId, device, node] of [[0, localDevice, spec.local], [1, peerDevice, spec.peer]] as const) {
     if (!spec.bitsOnly) writeData(device, node, identical, shared, spec.commonData ? dataSize : 0);
-    restoreMetadata(device, node, dataSize, [...node.writes, ...identical].sort((a, b) => a[0] - b[0]));
+    restoreMetadata(device, fmt, nodeId, node, dataSize, [...node.writes, ...identical].sort((a, b) => a[0] - b[0]));
   }
   return dataSize;
 }

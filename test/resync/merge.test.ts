@@ -10,6 +10,7 @@ import { Extent, intersect, subtract, union } from '../../lib/device/extent';
 import { plan } from '../../lib/plan/plan';
 import { LocalEndpoint } from '../../lib/resync/local-endpoint';
 import { Merge } from '../../lib/resync/merge';
+import { dump } from '../../scripts/drbdmeta';
 import { randomRanges, randomUuid, splitBrainStates } from '../../scripts/split-brain';
 import { cli, cliJson } from '../helpers/cli';
 import { requires } from '../helpers/env';
@@ -64,6 +65,21 @@ describe('merge (two devices on one host)', function () {
     assert.equal(report.verification?.ok, true);
     assertData(p, overlay(p.before.local, p.before.peer, b));
     assertFinalized(p);
+  });
+
+  it('merges a DRBD 9 (v09 meta-data) split brain and finalises both nodes\' peer slots', async () => {
+    const a = randomRanges(SIZE / 2, 20, 16);
+    const b = randomRanges(SIZE - (2 << 20), 20, 16, a);
+    p = setupPair(SIZE, { ...splitBrainStates(a, b), format: 'v09' });
+    const report = await runMerge(p);
+    assert.equal(report.outcome, 'merged', report.message);
+    assertData(p, overlay(p.before.local, p.before.peer, b));
+    const [x, y] = [p.local, p.peer].map((d) => dump({ fmt: 'v09', mdDev: d, placement: 'internal' }));
+    assert.equal(x.current, y.current, 'same current UUID');
+    assert.equal(x.peers[1].bitmapUuid, 0n);
+    assert.equal(y.peers[0].bitmapUuid, 0n);
+    assert.ok([...x.words[0], ...y.words[0]].every((w) => w === 0n), 'bitmaps cleared');
+    assert.ok(x.flags & 0x80 && y.flags & 0x80, 'activity log clean');
   });
 
   it('treats blocks both sides wrote identically as no conflict', async () => {
