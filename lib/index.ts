@@ -47,6 +47,3 @@ export * from './transport';
 
 // DRBD state from the kernel.
 export * from './status';
-
-// DRBD state from the kernel: getStatus(), watch().
-export * from './status';

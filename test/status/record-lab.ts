@@ -8,10 +8,11 @@ import * as path from 'node:path';
 import { Guest, Lab, labUnavailable, prepareLab } from '../../scripts/drbd-lab/lab';
 import { RESOURCE, configure, createMd, down, drbdadm, splitBrain, up, waitState, waitSynced } from '../../scripts/drbd-lab/drbd';
 
-export const SNAPSHOT = 'cd /work/main && node -r ts-node/register/transpile-only test/status/lab-snapshot.ts';
+/** The guest sees the host's root read-only at the same paths, so the project runs there as it is. */
+export const SNAPSHOT = `cd ${path.resolve(__dirname, '../..')} && node -r ts-node/register/transpile-only test/status/lab-snapshot.ts`;
 
 export async function snapshot(g: Guest): Promise<string> {
-  return g.ok(SNAPSHOT.replace('/work/main', path.resolve(__dirname, '../..')));
+  return g.ok(SNAPSHOT);
 }
 
 async function main(): Promise<void> {
