@@ -1,6 +1,9 @@
 # drbd-bisync: the addon built from source, the CLI as entrypoint.
 #   docker build -t drbd-bisync .
 #   docker run --rm --privileged -v /dev:/dev drbd-bisync diff /dev/vg/a /dev/vg/b --json
+# The peer's agent for a merge (host network, the key file mounted read-only):
+#   docker run --rm --privileged --network host -v /dev:/dev -v /etc/drbd-bisync.psk:/psk:ro \
+#     drbd-bisync serve --device /dev/vg/r0 --listen 10.0.0.2:7790 --psk-file /psk
 
 FROM node:20-bookworm AS build
 RUN apt-get update \
