@@ -5,12 +5,13 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { BisyncError, ErrorCode } from '../device/errors';
-import { Extent, batches, totalBytes, union } from '../device/extent';
+import { Extent, batches, end, totalBytes, union } from '../device/extent';
 import { pipelined } from '../device/pipeline';
 import { formatUuid } from '../drbd';
 import type { MetadataReport } from '../drbd/types';
 import { Plan, plan as makePlan, planDocument } from '../plan/plan';
 import type { Endpoint } from '../transport/endpoint';
+import { transferExtents } from '../transport/transfer';
 import { Archive } from './archive';
 import { failpoint } from './failpoint';
 import { Journal, JournalState, TransferLane } from './journal';
@@ -150,28 +151,28 @@ export class Merge extends EventEmitter {
    * dst's bytes are saved durably before they are overwritten.
    */
   private async transfer(lane: TransferLane, extents: Extent[], src: Endpoint, dst: Endpoint, j: Journal, archive?: Archive, loserSide?: 'local' | 'peer'): Promise<number> {
-    const doneBelow = j.state.doneBelow[lane];
-    const todo = clipBelow(extents, doneBelow);
+    const todo = clipBelow(extents, j.state.doneBelow[lane]);
     const total = totalBytes(todo);
     const loser = archive ? await dst.info() : undefined;
-    let moved = 0;
-    const step = async (batch: Extent[]): Promise<number> => {
-      const data = await src.read(batch);
-      if (archive) {
-        archive.save({ side: loserSide!, host: loser!.hostname, device: loser!.path }, batch, await dst.read(batch));
-        failpoint('after-archive');
-      }
-      await dst.write(batch, data);
-      return data.length;
+    const saveLoser = async (batch: Extent[]): Promise<void> => {
+      archive!.save({ side: loserSide!, host: loser!.hostname, device: loser!.path }, batch, await dst.read(batch));
+      failpoint('after-archive');
     };
+    let moved = 0;
     this.emit('progress', { phase: lane, doneBytes: 0, totalBytes: total });
-    for await (const [batch, n] of pipelined(batches(todo, this.opts.batchBytes ?? 8 << 20), step, { concurrency: this.opts.concurrency ?? 4, signal: this.opts.signal })) {
-      moved += n;
-      const last = batch[batch.length - 1];
-      j.progress(lane, last[0] + last[1]);
-      if (moved >= total / 2) failpoint('mid-transfer');
-      this.emit('progress', { phase: lane, doneBytes: moved, totalBytes: total });
-    }
+    await transferExtents(src, dst, todo, {
+      batchBytes: this.opts.batchBytes,
+      concurrency: this.opts.concurrency,
+      signal: this.opts.signal,
+      beforeWrite: archive ? saveLoser : undefined,
+      // Batches arrive in ascending order, so everything below this one's end is done.
+      onBatch: (batch, n) => {
+        moved += n;
+        j.progress(lane, end(batch[batch.length - 1]));
+        if (moved >= total / 2) failpoint('mid-transfer');
+        this.emit('progress', { phase: lane, doneBytes: moved, totalBytes: total });
+      },
+    });
     j.progress(lane, Number.MAX_SAFE_INTEGER, 0);
     return moved;
   }
@@ -202,6 +203,12 @@ export class Merge extends EventEmitter {
    */
   private async finalize(j: Journal, p: Plan): Promise<{ currentUuid: string }> {
     const [li, pi] = await Promise.all([this.local.info(), this.peer.info()]);
+    for (const [side, i, planned] of [['local', li, p.local.currentUuid], ['peer', pi, p.peer.currentUuid]] as const) {
+      if (i.metadata?.uuids.current !== planned) {
+        throw new BisyncError(ErrorCode.REFUSED,
+          `${side} meta-data of '${i.path}' changed during the merge (current UUID ${planned}, now ${i.metadata?.uuids.current ?? 'none'}); meta-data left untouched`);
+      }
+    }
     j.state.phase = 'finalize';
     j.state.final = {
       current: newCurrentUuid(),
@@ -226,6 +233,16 @@ export class Merge extends EventEmitter {
 
   /** A run that finds the journal in its finalize phase only completes the meta-data writes. */
   private async finalizeFromJournal(j: Journal): Promise<MergeReport> {
+    const [li, pi] = await Promise.all([this.local.info(), this.peer.info()]);
+    const f = j.state.final!;
+    for (const [side, i, started] of [['local', li, j.state.localCurrent], ['peer', pi, j.state.peerCurrent]] as const) {
+      const now = i.metadata?.uuids.current;
+      if (now !== started && now !== f.current) {
+        throw new BisyncError(ErrorCode.REFUSED,
+          `merge journal '${j.file}' belongs to another merge: ${side} '${i.path}' has current UUID ${now ?? 'none'}, the journal expects ${started} or ${f.current}`,
+          { hint: 'remove the journal if that merge was abandoned' });
+      }
+    }
     await this.writeFinal(j);
     j.remove();
     const current = j.state.final!.current;
@@ -243,7 +260,9 @@ export class Merge extends EventEmitter {
         `merge journal '${j.file}' belongs to another merge (UUIDs ${j.state.localCurrent}/${j.state.peerCurrent}, now ${p.local.currentUuid}/${p.peer.currentUuid})`,
         { hint: 'remove the journal if that merge was abandoned' });
     }
-    if (j.state.policy !== (this.opts.onConflict ?? 'none') && j.state.doneBelow.conflicts > 0) {
+    // The conflicts lane may have overwritten blocks before its progress was
+    // saved; a re-plan sees those as identical, so a new policy would mix winners.
+    if (j.state.policy !== 'none' && j.state.policy !== (this.opts.onConflict ?? 'none')) {
       throw new BisyncError(ErrorCode.REFUSED, `merge journal '${j.file}' was started with --on-conflict ${j.state.policy}; resume it with the same policy`);
     }
   }

@@ -11,7 +11,7 @@ import { plan } from '../../lib/plan/plan';
 import { LocalEndpoint } from '../../lib/resync/local-endpoint';
 import { Merge } from '../../lib/resync/merge';
 import { dump } from '../../scripts/drbdmeta';
-import { randomRanges, randomUuid, splitBrainStates } from '../../scripts/split-brain';
+import { makePair, randomRanges, randomUuid, splitBrainStates } from '../../scripts/split-brain';
 import { cli, cliJson } from '../helpers/cli';
 import { requires } from '../helpers/env';
 import { Pair, drbdmetaView, overlay, readAll, readRange, setupPair } from '../helpers/pair';
@@ -223,6 +223,38 @@ describe('merge (two devices on one host)', function () {
     } finally {
       spawnSync('umount', [archive]);
     }
+  });
+
+  it('refuses to resume with another conflict policy once conflicts may have been overwritten', () => {
+    const a = randomRanges(SIZE / 2, 10, 4);
+    p = setupPair(SIZE, splitBrainStates(a, a));
+    const archive = path.join(p.dir, 'archive');
+    const base = ['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--journal', path.join(p.dir, 'j.json'), '--archive', archive];
+    // Only conflicts: the crash hits the conflicts lane after it wrote.
+    const killed = cli([...base, '--on-conflict', 'prefer-local'], { env: { DRBD_BISYNC_FAILPOINT: 'mid-transfer' } });
+    assert.equal(killed.signal, 'SIGKILL', killed.stderr);
+    for (const other of [['--on-conflict', 'prefer-peer'], []]) {
+      const r = cli([...base, ...other]);
+      assert.notEqual(r.status, 0, `resumed with ${other.join(' ') || 'no policy'}: ${r.stdout}`);
+      assert.match(r.stderr, /same policy/);
+    }
+    const again = cli([...base, '--on-conflict', 'prefer-local']);
+    assert.equal(again.status, 0, again.stderr);
+    assertData(p, p.before.local);
+    assertFinalized(p);
+  });
+
+  it('refuses a journal left in its finalize phase by another merge, writing nothing', () => {
+    p = setupPair(SIZE, splitBrainStates(randomRanges(SIZE / 2, 4, 4), []));
+    const args = ['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--journal', path.join(p.dir, 'j.json')];
+    assert.equal(cli(args, { env: { DRBD_BISYNC_FAILPOINT: 'before-finalize' } }).signal, 'SIGKILL');
+    // A new split brain on the same devices; the old journal must not finalise it.
+    makePair(p.local, p.peer, splitBrainStates(randomRanges(SIZE / 2, 4, 4), randomRanges(SIZE / 2, 4, 4)));
+    const [l, r] = [readAll(p.local), readAll(p.peer)];
+    const again = cli(args);
+    assert.notEqual(again.status, 0, again.stdout);
+    assert.match(again.stderr, /another merge/);
+    assert.ok(readAll(p.local).equals(l) && readAll(p.peer).equals(r), 'nothing written');
   });
 
   describe('resume after a crash', () => {
