@@ -31,6 +31,7 @@ export class Archive {
 
   static open(dir: string): Archive {
     fs.mkdirSync(dir, { recursive: true });
+    dropTornLine(path.join(dir, INDEX));
     const dataFd = fs.openSync(path.join(dir, DATA), 'a');
     const indexFd = fs.openSync(path.join(dir, INDEX), 'a');
     syncDir(dir);
@@ -40,8 +41,18 @@ export class Archive {
   /** Saves data read from `extents` of a device (back to back, as gather returns it); durable on return. */
   save(source: { side: 'local' | 'peer'; host: string; device: string }, extents: readonly Extent[], data: Buffer): number {
     const start = this.dataEnd;
-    fs.writeSync(this.dataFd, data);
-    fs.fdatasyncSync(this.dataFd);
+    try {
+      writeAll(this.dataFd, data);
+      fs.fdatasyncSync(this.dataFd);
+    } catch (e) {
+      // Keep blocks.bin's end where the index expects the next entry.
+      try {
+        fs.ftruncateSync(this.dataFd, start);
+      } catch {
+        // the next open takes the file's real size
+      }
+      throw e;
+    }
     this.dataEnd += data.length;
     const savedAt = new Date().toISOString();
     let pos = 0;
@@ -51,7 +62,7 @@ export class Archive {
       pos += length;
       return JSON.stringify(entry);
     });
-    fs.writeSync(this.indexFd, `${lines.join('\n')}\n`);
+    writeAll(this.indexFd, Buffer.from(`${lines.join('\n')}\n`));
     fs.fdatasyncSync(this.indexFd);
     return data.length;
   }
@@ -90,6 +101,23 @@ export function readArchiveData(dir: string, fd: number, e: ArchiveEntry): Buffe
 
 export function openArchiveData(dir: string): number {
   return fs.openSync(path.join(dir, DATA), 'r');
+}
+
+/** A full disk can accept part of a write without an error; the rest then fails with ENOSPC. */
+function writeAll(fd: number, data: Buffer): void {
+  for (let done = 0; done < data.length; ) done += fs.writeSync(fd, data, done);
+}
+
+/** A crash mid-append leaves a line without its newline; the next append must not glue onto it. */
+function dropTornLine(file: string): void {
+  let text: Buffer;
+  try {
+    text = fs.readFileSync(file);
+  } catch {
+    return;
+  }
+  if (!text.length || text[text.length - 1] === 0x0a) return;
+  fs.truncateSync(file, text.lastIndexOf(0x0a) + 1);
 }
 
 function syncDir(dir: string): void {
