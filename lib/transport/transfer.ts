@@ -13,6 +13,10 @@ export interface TransferOptions {
   concurrency?: number;
   signal?: AbortSignal;
   onProgress?: (doneBytes: number) => void;
+  /** Runs before a batch is written to dst (e.g. to archive what it overwrites). */
+  beforeWrite?: (batch: Extent[]) => Promise<void>;
+  /** Called for each batch once written, in ascending order. */
+  onBatch?: (batch: Extent[], bytes: number) => void;
 }
 
 /** Reads the extents from src and writes them to dst; resolves to the bytes moved. */
@@ -22,11 +26,13 @@ export async function transferExtents(src: Endpoint, dst: Endpoint, extents: Ite
   let done = 0;
   const move = async (batch: Extent[]): Promise<number> => {
     const data = await src.read(batch);
+    await opts.beforeWrite?.(batch);
     await dst.write(batch, data);
     return data.length;
   };
-  for await (const [, n] of pipelined(batches(coalesce(extents), size), move, { concurrency: opts.concurrency ?? 4, signal: opts.signal })) {
+  for await (const [batch, n] of pipelined(batches(coalesce(extents), size), move, { concurrency: opts.concurrency ?? 4, signal: opts.signal })) {
     done += n;
+    opts.onBatch?.(batch, n);
     opts.onProgress?.(done);
   }
   return done;
