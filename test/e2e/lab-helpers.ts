@@ -58,20 +58,21 @@ export async function hashesOn(g: Guest, ranges: Array<{ offset: number; length:
   return out.trim().split('\n');
 }
 
-/** Asserts every write is present on both nodes, read through /dev/drbd0 in each guest. */
-export async function expectWritesOnBoth(lab: Lab, writes: Write[]): Promise<void> {
+/**
+ * Asserts every write is present on both nodes, read through /dev/drbd0 in each
+ * guest, and (wholeDevice) that both read the same whole device. One promotion
+ * per node, one node after the other: only one may be Primary.
+ */
+export async function expectWritesOnBoth(lab: Lab, writes: Write[], wholeDevice = false): Promise<void> {
+  const whole: string[] = [];
   for (const g of lab.nodes) {
-    const got = await hashesOn(g, writes);
+    const lines = writes.map((w) => ddHash(w.offset, w.length));
+    if (wholeDevice) lines.push(`sha256sum < ${DRBD_DEVICE} | cut -c1-64`);
+    const got = (await readingDrbd(g, lines.join('\n'))).trim().split('\n');
     writes.forEach((w, i) => assert.equal(got[i], sha256(contentOf(w)), `${w.node.name}'s write ${w.tag} at ${w.offset} as read on ${g.name}`));
+    if (wholeDevice) whole.push(got[writes.length]);
   }
-}
-
-/** Asserts both nodes read the same whole device through DRBD. */
-export async function expectIdenticalDevices(lab: Lab): Promise<void> {
-  // One after the other: only one node may be Primary.
-  const ha = await readingDrbd(lab.a, `sha256sum < ${DRBD_DEVICE} | cut -c1-64`);
-  const hb = await readingDrbd(lab.b, `sha256sum < ${DRBD_DEVICE} | cut -c1-64`);
-  assert.equal(hb.trim(), ha.trim(), 'sha256 of /dev/drbd0 on nodeb vs nodea');
+  if (wholeDevice) assert.equal(whole[1], whole[0], 'sha256 of /dev/drbd0 on nodeb vs nodea');
 }
 
 export interface CliResult {
