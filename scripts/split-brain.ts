@@ -30,6 +30,8 @@ export interface PairSpec {
   bitsOnly?: boolean;
   /** Meta-data format (default v08, DRBD 8.4). */
   format?: Fmt;
+  /** Usable size in bytes (a sector multiple) below what the meta-data leaves, as DRBD's `size` option sets it. */
+  dataSize?: number;
 }
 
 export const MDF_CONSISTENT = 1 << 0;
@@ -108,9 +110,13 @@ function writeRanges(fd: number, ranges: Extent[], data: (len: number) => Buffer
  */
 export function makePair(localDevice: string, peerDevice: string, spec: PairSpec): number {
   const fmt = spec.format ?? 'v08';
-  const dataSize = createMetadata(localDevice, fmt);
+  let dataSize = createMetadata(localDevice, fmt);
   const peerSize = createMetadata(peerDevice, fmt);
   if (peerSize !== dataSize) throw new Error(`devices differ in usable size: ${dataSize} vs ${peerSize}`);
+  if (spec.dataSize !== undefined) {
+    if (spec.dataSize > dataSize || spec.dataSize % 512) throw new RangeError(`dataSize must be a sector multiple up to ${dataSize}, got ${spec.dataSize}`);
+    dataSize = spec.dataSize;
+  }
   const identical = spec.identicalWrites ?? [];
   const shared = identical.map(([, len]) => randomBytes(len));
   for (const [nodeId, device, node] of [[0, localDevice, spec.local], [1, peerDevice, spec.peer]] as const) {

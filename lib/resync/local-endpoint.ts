@@ -7,6 +7,7 @@ import { BlockDevice } from '../device/block-device';
 import { BisyncError, ErrorCode, isSystemError } from '../device/errors';
 import type { Extent } from '../device/extent';
 import { DrbdMetadata } from '../drbd';
+import { native } from '../native/binding';
 import type { MetadataReport, MetadataUpdate } from '../drbd/types';
 import type { BlockHashes, Endpoint, EndpointInfo } from '../transport/endpoint';
 
@@ -17,6 +18,8 @@ export interface LocalEndpointOptions {
   metaDevice?: string;
   /** Index on the external meta-data device, or 'flex' (flexible external). */
   metaIndex?: number | 'flex';
+  /** Serve the device as plain blocks, without DRBD meta-data (no change set, no meta-data writes). */
+  plain?: boolean;
 }
 
 export class LocalEndpoint implements Endpoint {
@@ -29,6 +32,7 @@ export class LocalEndpoint implements Endpoint {
   static async open(devicePath: string, opts: LocalEndpointOptions = {}): Promise<LocalEndpoint> {
     const write = opts.write ?? false;
     const device = await openExclusive(devicePath, write);
+    if (opts.plain) return new LocalEndpoint(device, undefined, null);
     let metaDevice: BlockDevice | undefined;
     try {
       if (opts.metaDevice) metaDevice = await openExclusive(opts.metaDevice, write);
@@ -43,7 +47,7 @@ export class LocalEndpoint implements Endpoint {
   }
 
   private get metadata(): DrbdMetadata {
-    if (!this.md) throw new BisyncError(ErrorCode.BAD_METADATA, `'${this.device.path}' has no DRBD meta-data`);
+    if (!this.md) throw new BisyncError(ErrorCode.BAD_METADATA, `'${this.device.path}' is served as a plain device, without DRBD meta-data`);
     return this.md;
   }
 
@@ -59,17 +63,33 @@ export class LocalEndpoint implements Endpoint {
     };
   }
 
-  changeSet(opts: { peerNodeId?: number } = {}): Promise<Extent[]> {
+  async changeSet(opts: { peerNodeId?: number } = {}): Promise<Extent[]> {
     return this.metadata.changeSet(opts.peerNodeId);
   }
 
   async hash(extents: Extent[], blockSize: number): Promise<BlockHashes> {
     const digests: Buffer[] = [];
     const zero: Buffer[] = [];
-    for await (const b of this.device.hashExtents(extents, blockSize)) {
-      digests.push(b.digests);
-      zero.push(b.zero);
+    let whole: Extent[] = [];
+    const hashWhole = async (): Promise<void> => {
+      for await (const b of this.device.hashExtents(whole, blockSize)) {
+        digests.push(b.digests);
+        zero.push(b.zero);
+      }
+      whole = [];
+    };
+    for (const [off, len] of extents) {
+      const rest = len % blockSize;
+      if (len > rest) whole.push([off, len - rest]);
+      if (!rest) continue;
+      // A usable size that is no multiple of the block size leaves a partial
+      // last block, which the block-granular native hash refuses: hash it here.
+      await hashWhole();
+      const tail = await this.device.gather([[off + len - rest, rest]]);
+      digests.push(native.hashBuffer(tail));
+      zero.push(Buffer.from([tail.every((x) => x === 0) ? 1 : 0]));
     }
+    await hashWhole();
     return { digests: Buffer.concat(digests), zero: Buffer.concat(zero) };
   }
 

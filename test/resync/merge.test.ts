@@ -257,6 +257,27 @@ describe('merge (two devices on one host)', function () {
     assert.ok(readAll(p.local).equals(l) && readAll(p.peer).equals(r), 'nothing written');
   });
 
+  it('merges and resolves a conflict in a partial last block (usable size not a multiple of 4 KiB)', async () => {
+    const full = setupPair(SIZE, splitBrainStates([], []));
+    const dataSize = full.dataSize - 1536;
+    full.cleanup();
+    const last: Extent = [dataSize - (dataSize % 4096), dataSize % 4096];
+    const a = [...randomRanges(SIZE / 2, 6, 4), last];
+    const b = [...randomRanges(SIZE / 2, 6, 4, a), last];
+    p = setupPair(SIZE, { ...splitBrainStates(a, b), dataSize });
+    assert.equal(p.dataSize, dataSize);
+    const pl = await planFor(p);
+    assert.deepEqual(pl.conflicts, [last]);
+    const report = await runMerge(p, { onConflict: 'prefer-peer', archive: path.join(p.dir, 'archive'), verify: 'full' });
+    assert.equal(report.outcome, 'merged', report.message);
+    assert.equal(report.conflictResolution.archivedBytes, last[1]);
+    assertData(p, overlay(p.before.local, p.before.peer, b));
+    assertFinalized(p);
+    for (const [dev, before] of [[p.local, p.before.localFile], [p.peer, p.before.peerFile]] as const) {
+      assert.ok(readRange(dev, dataSize, 1536).equals(before.subarray(dataSize, dataSize + 1536)), `nothing past the usable size written on ${dev}`);
+    }
+  });
+
   describe('resume after a crash', () => {
     for (const point of ['mid-transfer', 'after-archive', 'before-finalize', 'between-finalize-writes'] as const) {
       it(`a merge killed (SIGKILL) at ${point} and run again ends as an uninterrupted one`, () => {
