@@ -8,6 +8,5 @@ export type { TransferStats } from './connection';
 export type { Compression } from './protocol';
 export { DEFAULT_IDENTITY, MIN_PSK_BYTES, generatePsk, parsePsk, readPskFile, writePskFile } from './psk';
 export { TokenBucket } from './rate-limit';
-export { PlainDeviceEndpoint } from './plain-endpoint';
 export { transferExtents } from './transfer';
 export type { TransferOptions } from './transfer';

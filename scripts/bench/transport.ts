@@ -15,7 +15,7 @@ import { BlockDevice } from '../../lib/device/block-device';
 import { copyExtents } from '../../lib/device/compare';
 import { Extent, normalize, subtract } from '../../lib/device/extent';
 import { ResyncAgent, TransferStats, connectPeer } from '../../lib/transport';
-import { PlainDeviceEndpoint } from '../../lib/transport/plain-endpoint';
+import { LocalEndpoint } from '../../lib/resync/local-endpoint';
 import { PSK_CIPHERS } from '../../lib/transport/psk';
 import { transferExtents } from '../../lib/transport/transfer';
 import type { BenchRow } from './types';
@@ -248,7 +248,7 @@ export async function run(): Promise<BenchRow[]> {
 const say = (o: object): void => void process.stdout.write(JSON.stringify(o) + '\n');
 
 async function agentNode(v: Record<string, string | undefined>): Promise<void> {
-  const endpoint = await PlainDeviceEndpoint.open(v.device!, { write: true });
+  const endpoint = await LocalEndpoint.open(v.device!, { write: true, plain: true });
   const agent = new ResyncAgent({ endpoint, psk: Buffer.from(v.psk!, 'hex'), listen: { host: v.host!, port: 0 } });
   agent.on('error', (e: Error) => process.stderr.write(`agent: ${e.message}\n`));
   let cpu0 = process.cpuUsage();
@@ -261,7 +261,7 @@ async function agentNode(v: Record<string, string | undefined>): Promise<void> {
 
 async function clientNode(v: Record<string, string | undefined>): Promise<void> {
   const { push, pull } = JSON.parse(fs.readFileSync(v.extents!, 'utf8')) as { push: Extent[]; pull: Extent[] };
-  const local = await PlainDeviceEndpoint.open(v.device!, { write: true });
+  const local = await LocalEndpoint.open(v.device!, { write: true, plain: true });
   const remote = await connectPeer({ host: v.host!, port: Number(v.port), psk: Buffer.from(v.psk!, 'hex'), compression: v.compression === 'zstd' ? 'zstd' : 'none' });
   const t = performance.now();
   const cpu0 = process.cpuUsage();
