@@ -85,17 +85,26 @@ export class Merge extends EventEmitter {
     const report = this.emptyReport(p, 'merged', '');
     report.resumed = journal !== undefined;
 
-    // Both directions at once: the link and both disks are full duplex.
-    [report.movedToPeerBytes, report.movedToLocalBytes] = await Promise.all([
-      this.transfer('toPeer', p.toPeer, this.local, this.peer, j),
-      this.transfer('toLocal', p.toLocal, this.peer, this.local, j),
+    // Both directions at once: the link and both disks are full duplex. A
+    // failing lane stops the other, so nothing runs on after run() rejects.
+    const stop = new AbortController();
+    const signal = this.opts.signal ? AbortSignal.any([this.opts.signal, stop.signal]) : stop.signal;
+    const lane = (work: Promise<number>): Promise<number> => work.catch((e: unknown) => {
+      stop.abort(e);
+      throw e;
+    });
+    const lanes = await Promise.allSettled([
+      lane(this.transfer('toPeer', p.toPeer, this.local, this.peer, j, signal)),
+      lane(this.transfer('toLocal', p.toLocal, this.peer, this.local, j, signal)),
     ]);
+    for (const r of lanes) if (r.status === 'rejected') throw r.reason;
+    [report.movedToPeerBytes, report.movedToLocalBytes] = lanes.map((r) => (r as PromiseFulfilledResult<number>).value);
     if (p.conflicts.length) {
       const winnerIsLocal = policy === 'prefer-local';
       const archive = Archive.open(this.opts.archive!);
       try {
         report.conflictResolution.archivedBytes = await this.transfer('conflicts', p.conflicts,
-          winnerIsLocal ? this.local : this.peer, winnerIsLocal ? this.peer : this.local, j, archive, winnerIsLocal ? 'peer' : 'local');
+          winnerIsLocal ? this.local : this.peer, winnerIsLocal ? this.peer : this.local, j, this.opts.signal, archive, winnerIsLocal ? 'peer' : 'local');
         report.conflictResolution.bytes = totalBytes(p.conflicts);
       } finally {
         archive.close();
@@ -150,7 +159,7 @@ export class Merge extends EventEmitter {
    * the journal can say "everything below offset X is done". With an archive,
    * dst's bytes are saved durably before they are overwritten.
    */
-  private async transfer(lane: TransferLane, extents: Extent[], src: Endpoint, dst: Endpoint, j: Journal, archive?: Archive, loserSide?: 'local' | 'peer'): Promise<number> {
+  private async transfer(lane: TransferLane, extents: Extent[], src: Endpoint, dst: Endpoint, j: Journal, signal?: AbortSignal, archive?: Archive, loserSide?: 'local' | 'peer'): Promise<number> {
     const todo = clipBelow(extents, j.state.doneBelow[lane]);
     const total = totalBytes(todo);
     const loser = archive ? await dst.info() : undefined;
@@ -159,20 +168,31 @@ export class Merge extends EventEmitter {
       failpoint('after-archive');
     };
     let moved = 0;
+    // Written is not yet durable: the journal calls a prefix done only after
+    // dst was flushed, so a power cut cannot lose what a resume would skip.
+    let durable: Promise<void> = Promise.resolve();
+    let saved = Date.now();
     this.emit('progress', { phase: lane, doneBytes: 0, totalBytes: total });
     await transferExtents(src, dst, todo, {
       batchBytes: this.opts.batchBytes,
       concurrency: this.opts.concurrency,
-      signal: this.opts.signal,
+      signal,
       beforeWrite: archive ? saveLoser : undefined,
-      // Batches arrive in ascending order, so everything below this one's end is done.
+      // Batches arrive in ascending order, so everything below this one's end is written.
       onBatch: (batch, n) => {
         moved += n;
-        j.progress(lane, end(batch[batch.length - 1]));
+        if (Date.now() - saved >= JOURNAL_INTERVAL_MS) {
+          saved = Date.now();
+          const below = end(batch[batch.length - 1]);
+          durable = durable.then(() => dst.flush()).then(() => j.progress(lane, below, 0));
+          durable.catch(() => undefined); // awaited below; a failed lane leaves it unawaited
+        }
         if (moved >= total / 2) failpoint('mid-transfer');
         this.emit('progress', { phase: lane, doneBytes: moved, totalBytes: total });
       },
     });
+    await durable;
+    await dst.flush();
     j.progress(lane, Number.MAX_SAFE_INTEGER, 0);
     return moved;
   }
@@ -298,6 +318,9 @@ export class Merge extends EventEmitter {
     };
   }
 }
+
+/** How often a transfer lane records its progress (after flushing its target). */
+const JOURNAL_INTERVAL_MS = 500;
 
 /** Runs a merge to completion (the library's one-call form). */
 export function merge(local: Endpoint, peer: Endpoint, opts: MergeOptions = {}, onProgress?: (p: MergeProgress) => void): Promise<MergeReport> {

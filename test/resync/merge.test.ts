@@ -278,6 +278,33 @@ describe('merge (two devices on one host)', function () {
     }
   });
 
+  it('stops both directions when one fails: nothing is written after the merge reports the error', async () => {
+    const a = randomRanges(SIZE / 2, 8, 8);
+    const b = randomRanges(SIZE - (1 << 20), 60, 32, a);
+    p = setupPair(SIZE, splitBrainStates(a, b));
+    const local = await LocalEndpoint.open(p.local, { write: true });
+    const peer = await LocalEndpoint.open(p.peer, { write: true });
+    let localWrites = 0;
+    const countingLocal = Object.assign(Object.create(local) as LocalEndpoint, {
+      write: async (e: Extent[], d: Buffer) => {
+        localWrites++;
+        await new Promise((r) => setTimeout(r, 5));
+        return local.write(e, d);
+      },
+    });
+    const failingPeer = Object.assign(Object.create(peer) as LocalEndpoint, { write: () => Promise.reject(new Error('link cut')) });
+    try {
+      const m = new Merge(countingLocal, failingPeer, { journal: path.join(p.dir, 'j.json'), batchBytes: 4096, concurrency: 2 });
+      await assert.rejects(m.run(), /link cut/);
+      const atError = localWrites;
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(localWrites, atError, 'no write started after run() rejected');
+      assert.ok(atError < b.length, `the other direction stopped early (${atError} writes)`);
+    } finally {
+      await Promise.all([local.close(), peer.close()]);
+    }
+  });
+
   describe('resume after a crash', () => {
     for (const point of ['mid-transfer', 'after-archive', 'before-finalize', 'between-finalize-writes'] as const) {
       it(`a merge killed (SIGKILL) at ${point} and run again ends as an uninterrupted one`, () => {
