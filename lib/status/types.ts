@@ -1,5 +1,5 @@
 // The status document: what `drbd-bisync status --json` prints and getStatus()
-// returns. Documented in docs/status-json.md. State names are DRBD's own
+// returns. Documented in the README. State names are DRBD's own
 // strings ("StandAlone", "UpToDate", ...), identical across sources.
 
 /** Where the answer came from: the kernel over generic netlink, /proc/drbd (8.4), or `drbdsetup events2` (9). */
