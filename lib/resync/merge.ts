@@ -115,6 +115,9 @@ export class Merge extends EventEmitter {
 
     report.verification = await this.verify(p);
     if (!report.verification.ok) {
+      // Every lane says "done": without a reset the rerun would skip the transfer and fail again.
+      j.state.doneBelow = { toPeer: 0, toLocal: 0, conflicts: 0 };
+      j.save();
       throw new BisyncError(ErrorCode.VERIFY, 'verification failed: the two sides still differ after the transfer; meta-data left untouched', {
         hint: 'run the merge again; it resumes from its journal',
       });

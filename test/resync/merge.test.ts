@@ -305,6 +305,28 @@ describe('merge (two devices on one host)', function () {
     }
   });
 
+  it('a failed verification is repaired by running the merge again', async () => {
+    const a = randomRanges(SIZE / 2, 6, 8);
+    const b = randomRanges(SIZE - (1 << 20), 6, 8, a);
+    p = setupPair(SIZE, splitBrainStates(a, b));
+    const local = await LocalEndpoint.open(p.local, { write: true });
+    const peer = await LocalEndpoint.open(p.peer, { write: true });
+    // A peer that acknowledges one batch without storing it.
+    let dropped = false;
+    const lossyPeer = Object.assign(Object.create(peer) as LocalEndpoint, {
+      write: (e: Extent[], d: Buffer) => (dropped ? peer.write(e, d) : ((dropped = true), Promise.resolve())),
+    });
+    try {
+      await assert.rejects(new Merge(local, lossyPeer, { journal: path.join(p.dir, 'j.json'), batchBytes: 4096 }).run(), /verification failed/);
+    } finally {
+      await Promise.all([local.close(), peer.close()]);
+    }
+    const report = await runMerge(p, { journal: path.join(p.dir, 'j.json') });
+    assert.equal(report.outcome, 'merged', report.message);
+    assertData(p, overlay(p.before.local, p.before.peer, b));
+    assertFinalized(p);
+  });
+
   describe('resume after a crash', () => {
     for (const point of ['mid-transfer', 'after-archive', 'before-finalize', 'between-finalize-writes'] as const) {
       it(`a merge killed (SIGKILL) at ${point} and run again ends as an uninterrupted one`, () => {
