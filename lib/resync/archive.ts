@@ -30,7 +30,10 @@ export class Archive {
   private constructor(readonly dir: string, private dataFd: number, private indexFd: number, private dataEnd: number) {}
 
   static open(dir: string): Archive {
-    fs.mkdirSync(dir, { recursive: true });
+    if (!fs.existsSync(dir)) {
+      fs.mkdirSync(dir, { recursive: true });
+      syncDir(path.dirname(path.resolve(dir))); // the new folder's own entry, before anything relies on it
+    }
     dropTornLine(path.join(dir, INDEX));
     const dataFd = fs.openSync(path.join(dir, DATA), 'a');
     const indexFd = fs.openSync(path.join(dir, INDEX), 'a');
