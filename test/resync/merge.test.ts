@@ -327,6 +327,28 @@ describe('merge (two devices on one host)', function () {
     assertFinalized(p);
   });
 
+  it('leaves the meta-data untouched when the peer\'s UUIDs changed between plan and finalize', async () => {
+    p = setupPair(SIZE, splitBrainStates(randomRanges(SIZE / 2, 4, 4), randomRanges(SIZE - (1 << 20), 4, 4)));
+    const [lv, pv] = [drbdmetaView(p.local), drbdmetaView(p.peer)];
+    const local = await LocalEndpoint.open(p.local, { write: true });
+    const peer = await LocalEndpoint.open(p.peer, { write: true });
+    // As if DRBD had been brought up on the peer during the transfer.
+    let wrote = false;
+    const movingPeer = Object.assign(Object.create(peer) as LocalEndpoint, {
+      write: (e: Extent[], d: Buffer) => ((wrote = true), peer.write(e, d)),
+      info: async () => {
+        const i = await peer.info();
+        return wrote ? { ...i, metadata: { ...i.metadata!, uuids: { ...i.metadata!.uuids, current: 'ABCDEF0123456788' } } } : i;
+      },
+    });
+    try {
+      await assert.rejects(new Merge(local, movingPeer, { journal: path.join(p.dir, 'j.json') }).run(), /peer meta-data .* changed during the merge/);
+    } finally {
+      await Promise.all([local.close(), peer.close()]);
+    }
+    assert.deepEqual([drbdmetaView(p.local), drbdmetaView(p.peer)], [lv, pv], 'meta-data untouched on both nodes');
+  });
+
   describe('resume after a crash', () => {
     for (const point of ['mid-transfer', 'after-archive', 'before-finalize', 'between-finalize-writes'] as const) {
       it(`a merge killed (SIGKILL) at ${point} and run again ends as an uninterrupted one`, () => {
