@@ -349,6 +349,24 @@ describe('merge (two devices on one host)', function () {
     assert.deepEqual([drbdmetaView(p.local), drbdmetaView(p.peer)], [lv, pv], 'meta-data untouched on both nodes');
   });
 
+  it('finds its default journal again when the device is named by another path', function () {
+    requires(this, 'root');
+    p = setupPair(SIZE, splitBrainStates(randomRanges(SIZE / 2, 4, 4), randomRanges(SIZE - (1 << 20), 4, 4)));
+    const alias = path.join(p.dir, 'alias.img');
+    fs.symlinkSync(p.local, alias);
+    const journal = `/var/lib/drbd-bisync/${p.local.replace(/^\/+/, '').replace(/[^A-Za-z0-9._-]+/g, '_')}.journal.json`;
+    try {
+      const killed = cli(['merge', '--device', alias, '--peer-device', p.peer, '--yes'], { env: { DRBD_BISYNC_FAILPOINT: 'between-finalize-writes' } });
+      assert.equal(killed.signal, 'SIGKILL', killed.stderr);
+      const again = cliJson<{ outcome: string; resumed: boolean }>(['merge', '--device', p.local, '--peer-device', p.peer, '--yes']);
+      assert.equal(again.status, 0, again.stderr);
+      assert.equal(again.doc.resumed, true);
+      assertFinalized(p);
+    } finally {
+      fs.rmSync(journal, { force: true });
+    }
+  });
+
   describe('resume after a crash', () => {
     for (const point of ['mid-transfer', 'after-archive', 'before-finalize', 'between-finalize-writes'] as const) {
       it(`a merge killed (SIGKILL) at ${point} and run again ends as an uninterrupted one`, () => {

@@ -1,4 +1,5 @@
 // plan, merge, serve, restore-archive: the bidirectional resync commands.
+import * as fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { BisyncError, ErrorCode } from '../../device/errors';
 import { Plan, plan, planDocument } from '../../plan/plan';
@@ -142,7 +143,8 @@ export function registerResyncCommands(program: Command): void {
         const bar = progressReporter(!o.json);
         try {
           const m = new Merge(pair.local, pair.peer, {
-            journal: o.journal ?? defaultJournalPath(o.device),
+            // By the real path: a merge resumed under another name for the device must find its journal.
+            journal: o.journal ?? defaultJournalPath(realPath(o.device)),
             onConflict: o.onConflict,
             archive: o.archive,
             verify: o.verify,
@@ -222,6 +224,14 @@ export function registerResyncCommands(program: Command): void {
         return Exit.OK;
       }),
     );
+}
+
+function realPath(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return p;
+  }
 }
 
 /** The human conflict listing reuses printPlan over the report's plan document. */
