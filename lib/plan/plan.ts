@@ -109,7 +109,8 @@ function checkCompatible(li: EndpointInfo, pi: EndpointInfo): { dataSize: number
   }
   const bs = li.metadata!.bytesPerBit;
   if (bs !== pi.metadata!.bytesPerBit) {
-    throw new BisyncError(ErrorCode.BAD_METADATA, `bitmap granularity differs: local ${bs} bytes per bit, peer ${pi.metadata!.bytesPerBit}`);
+    throw new BisyncError(ErrorCode.BAD_METADATA,
+      `bitmap granularity differs: local '${li.path}' has ${bs} bytes per bit, peer '${pi.path}' on ${pi.hostname} has ${pi.metadata!.bytesPerBit}`);
   }
   return { dataSize: li.dataSize, blockSize: bs };
 }
