@@ -26,6 +26,9 @@ export interface Plan extends Classification {
   toPeer: Extent[];
   /** Blocks only the peer changed: they come here. */
   toLocal: Extent[];
+  /** Each side's change set as read from its meta-data. */
+  localChanges: Extent[];
+  peerChanges: Extent[];
   /** Written on both sides with the same bytes: nothing to do. */
   identicalOverlap: Extent[];
   /** Written on both sides with different bytes. */
@@ -55,6 +58,8 @@ export async function plan(local: Endpoint, peer: Endpoint, opts: PlanOptions = 
     blockSize,
     local: summary(li, localChanges),
     peer: summary(pi, peerChanges),
+    localChanges,
+    peerChanges,
   };
   if (c.verdict !== 'split-brain') return { ...base, ...oneWay(c, dataSize, localChanges, peerChanges) };
 

@@ -22,6 +22,8 @@ export interface JournalState {
   phase: 'transfer' | 'finalize';
   /** Per lane: every planned extent below this device offset is done. */
   doneBelow: Record<TransferLane, number>;
+  /** Digests of both sides' change sets when planned: new writes since then void the lanes' progress. */
+  changes?: { local: string; peer: string };
   /** Set on entering the finalize phase. */
   final?: { current: string; localHistory: string[]; peerHistory: string[] };
 }

@@ -2,7 +2,7 @@
 // conflicts are refused or resolved by policy (the loser's bytes archived
 // first), both sides are verified, and DRBD's meta-data is finalised so the
 // resource reconnects UpToDate/UpToDate with nothing left to resync.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { BisyncError, ErrorCode } from '../device/errors';
 import { Extent, batches, end, totalBytes, union } from '../device/extent';
@@ -76,7 +76,10 @@ export class Merge extends EventEmitter {
       signal: this.opts.signal,
       onProgress: (_phase, done, total) => this.emit('progress', { phase: 'plan', doneBytes: done, totalBytes: total }),
     });
-    if (journal) this.checkSameMerge(journal, p);
+    if (journal) {
+      this.checkSameMerge(journal, p);
+      this.restartIfWritten(journal, p);
+    }
     const early = this.earlyOutcome(p);
     if (early) return early;
 
@@ -266,6 +269,24 @@ export class Merge extends EventEmitter {
           { hint: 'remove the journal if that merge was abandoned' });
       }
     }
+    // A side not yet finalised may have been written since the transfer (DRBD
+    // brought up meanwhile, same UUIDs, more bits): finishing would drop that.
+    const written: string[] = [];
+    for (const [side, ep, i, started] of [['local', this.local, li, j.state.localCurrent], ['peer', this.peer, pi, j.state.peerCurrent]] as const) {
+      if (j.state.changes && i.metadata?.uuids.current === started && changesDigest(await ep.changeSet()) !== j.state.changes[side]) written.push(`${side} '${i.path}'`);
+    }
+    if (written.length) {
+      if (li.metadata?.uuids.current === f.current || pi.metadata?.uuids.current === f.current) {
+        throw new BisyncError(ErrorCode.REFUSED,
+          `${written.join(' and ')} changed since merge journal '${j.file}' finished its transfer, and the other node is already finalised: finishing would discard those writes`,
+          { hint: 'inspect both nodes; nothing was written' });
+      }
+      delete j.state.final;
+      j.state.phase = 'transfer';
+      j.save();
+      this.emit('log', `${written.join(' and ')} changed since the transfer: merging again`);
+      return this.run();
+    }
     await this.writeFinal(j);
     j.remove();
     const current = j.state.final!.current;
@@ -290,6 +311,16 @@ export class Merge extends EventEmitter {
     }
   }
 
+  /** New writes since the journal's plan may lie below a lane's progress: redo every lane (copies are idempotent). */
+  private restartIfWritten(j: Journal, p: Plan): void {
+    const now = { local: changesDigest(p.localChanges), peer: changesDigest(p.peerChanges) };
+    if (!j.state.changes || (j.state.changes.local === now.local && j.state.changes.peer === now.peer)) return;
+    j.state.changes = now;
+    j.state.doneBelow = { toPeer: 0, toLocal: 0, conflicts: 0 };
+    j.save();
+    this.emit('log', 'a node was written since the interrupted merge planned: transferring again from the start');
+  }
+
   private newJournalState(p: Plan, policy: JournalState['policy']): JournalState {
     return {
       version: 1,
@@ -299,6 +330,7 @@ export class Merge extends EventEmitter {
       localCurrent: p.local.currentUuid,
       peerCurrent: p.peer.currentUuid,
       commonBitmap: p.local.bitmapUuid,
+      changes: { local: changesDigest(p.localChanges), peer: changesDigest(p.peerChanges) },
       policy,
       archive: this.opts.archive ?? null,
       phase: 'transfer',
@@ -320,6 +352,10 @@ export class Merge extends EventEmitter {
       resumed: false,
     };
   }
+}
+
+function changesDigest(extents: Extent[]): string {
+  return createHash('sha256').update(JSON.stringify(extents)).digest('hex').slice(0, 32);
 }
 
 /** How often a transfer lane records its progress (after flushing its target). */

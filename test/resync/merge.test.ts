@@ -11,7 +11,7 @@ import { plan } from '../../lib/plan/plan';
 import { LocalEndpoint } from '../../lib/resync/local-endpoint';
 import { Merge } from '../../lib/resync/merge';
 import { dump } from '../../scripts/drbdmeta';
-import { makePair, randomRanges, randomUuid, splitBrainStates } from '../../scripts/split-brain';
+import { makePair, randomRanges, randomUuid, restoreMetadata, splitBrainStates } from '../../scripts/split-brain';
 import { cli, cliJson } from '../helpers/cli';
 import { requires } from '../helpers/env';
 import { Pair, drbdmetaView, overlay, readAll, readRange, setupPair } from '../helpers/pair';
@@ -365,6 +365,28 @@ describe('merge (two devices on one host)', function () {
     } finally {
       fs.rmSync(journal, { force: true });
     }
+  });
+
+  it('a node written again while a merge was interrupted is merged again, not finalised over', () => {
+    const a = randomRanges(SIZE / 2, 6, 4, [[0, 1 << 20]]);
+    const b = randomRanges(SIZE - (1 << 20), 6, 4, [[0, 1 << 20], ...a]);
+    const states = splitBrainStates(a, b);
+    p = setupPair(SIZE, states);
+    const args = ['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--journal', path.join(p.dir, 'j.json')];
+    assert.equal(cli(args, { env: { DRBD_BISYNC_FAILPOINT: 'before-finalize' } }).signal, 'SIGKILL');
+    // DRBD brought up on the peer meanwhile, still disconnected: a new write, a new bit, the same UUIDs.
+    const late: Extent = [8192, 4096];
+    const fd = fs.openSync(p.peer, 'r+');
+    const lateData = Buffer.alloc(4096, 0x5a);
+    fs.writeSync(fd, lateData, 0, 4096, late[0]);
+    fs.closeSync(fd);
+    restoreMetadata(p.peer, 'v08', 1, states.peer, p.dataSize, [late, ...b]);
+    const again = cli(args);
+    assert.equal(again.status, 0, again.stderr);
+    const expected = overlay(p.before.local, p.before.peer, b);
+    lateData.copy(expected, late[0]);
+    assertData(p, expected);
+    assertFinalized(p);
   });
 
   describe('resume after a crash', () => {
