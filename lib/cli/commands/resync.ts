@@ -152,6 +152,7 @@ export function registerResyncCommands(program: Command): void {
             peerLabel: pair.label,
           });
           m.on('progress', bar.onProgress);
+          m.on('log', (text: string) => process.stderr.write(`drbd-bisync: ${text}\n`));
           const report = await m.run();
           bar.stop();
           const wire = pair.wire?.() ?? null;
