@@ -4,6 +4,7 @@
 // resource reconnects UpToDate/UpToDate with nothing left to resync.
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { resolve as resolvePath } from 'node:path';
 import { BisyncError, ErrorCode } from '../device/errors';
 import { Extent, batches, end, totalBytes, union } from '../device/extent';
 import { pipelined } from '../device/pipeline';
@@ -87,6 +88,14 @@ export class Merge extends EventEmitter {
     const j = journal ?? Journal.create(this.opts.journal!, this.newJournalState(p, policy));
     const report = this.emptyReport(p, 'merged', '');
     report.resumed = journal !== undefined;
+    if (j.state.policy !== policy) {
+      // Only 'none' gets here (checkSameMerge): new writes brought conflicts. Record the policy before it acts.
+      j.state.policy = policy;
+      j.state.archive = this.opts.archive ?? null;
+      j.save();
+    } else if (j.state.archive && this.opts.archive && resolvePath(j.state.archive) !== resolvePath(this.opts.archive)) {
+      this.emit('log', `blocks overwritten before the interruption are archived in ${j.state.archive}, the rest in ${this.opts.archive}`);
+    }
 
     // Both directions at once: the link and both disks are full duplex. A
     // failing lane stops the other, so nothing runs on after run() rejects.
