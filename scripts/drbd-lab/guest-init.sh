@@ -15,10 +15,19 @@ fail() { echo "drbd-lab: $*"; poweroff -f; }
 # cache=loose: the host's root does not change while the guest runs, and node
 # starts several times faster when 9p may cache.
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /newroot || fail "cannot mount the host root"
+# The project may live under a folder the guest covers with tmpfs (a clone
+# in /tmp): keep it visible at the same path.
+project=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^lab\.project=//p')
+mkdir -p /project
+[ -n "$project" ] && [ -d "/newroot$project" ] && mount --bind "/newroot$project" /project
 for d in tmp run var/lib/drbd etc/drbd.d; do
   [ -d "/newroot/$d" ] && mount -t tmpfs -o mode=0755 tmpfs "/newroot/$d"
 done
 chmod 1777 /newroot/tmp
+if mountpoint -q /project; then
+  if [ -d "/newroot$project" ]; then umount /project
+  else mkdir -p "/newroot$project" && mount --move /project "/newroot$project"; fi
+fi
 mkdir -p /newroot/run/lock /newroot/run/lab
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 lab /newroot/run/lab || fail "cannot mount the lab share"
 for d in dev proc sys; do mount --move "/$d" "/newroot/$d"; done

@@ -19,6 +19,7 @@ case "$net" in
   *) die "NET must be udp:MYPORT:PEERPORT, listen:PORT or connect:PORT, not $net" ;;
 esac
 eval "$("$LAB_DIR/initramfs.sh")"
+project="$(cd "$LAB_DIR/../.." && pwd)"
 cp "$LAB_DIR/agent.sh" "$share/agent.sh"
 rm -rf "$share/ready" "$share/cmd" "$share/run" "$share/out"
 mac="52:54:00:12:34:$(printf '%02x' "$(( $(cksum <<<"$name" | cut -d' ' -f1) % 256 ))")"
@@ -26,7 +27,7 @@ exec qemu-system-x86_64 \
   -name "drbd-lab-$name" -machine pc,accel=tcg -cpu max -smp 1 -m "${DRBD_LAB_MEM:-768}" \
   -nodefaults -no-user-config -display none -no-reboot \
   -kernel "$KERNEL" -initrd "$INITRD" \
-  -append "console=ttyS0 panic=-1 quiet lab.node=$name lab.ip=$ip" \
+  -append "console=ttyS0 panic=-1 quiet lab.node=$name lab.ip=$ip lab.project=$project" \
   -serial "file:$share/console.log" \
   -drive "file=$disk,format=raw,if=none,id=disk0,cache=writeback,aio=threads" \
   -device virtio-blk-pci,drive=disk0 \
