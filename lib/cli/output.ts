@@ -1,6 +1,6 @@
 // Shared CLI plumbing: sizes, JSON vs human output, progress on a TTY, exit codes.
 import { MultiBar, Presets, SingleBar } from 'cli-progress';
-import { BisyncError } from '../device/errors';
+import { BisyncError, ErrorCode } from '../device/errors';
 
 /** Exit codes (documented in the README). */
 export const Exit = {
@@ -102,13 +102,20 @@ function hintFor(code: string | undefined): string | undefined {
   }
 }
 
-/** Runs a command body and maps its result or failure to the process exit code. */
-export async function run(json: boolean, body: () => Promise<number>): Promise<void> {
+/** Failures that are a refusal (nothing was changed on purpose), not an error. */
+const REFUSALS = new Set<string>([ErrorCode.REFUSED, ErrorCode.SIZE_MISMATCH]);
+
+/**
+ * Runs a command body and maps its result or failure to the process exit code.
+ * With refusalsExit1 (plan, merge, serve), a refusal exits 1 rather than 2.
+ */
+export async function run(json: boolean, body: () => Promise<number>, refusalsExit1 = false): Promise<void> {
   try {
     process.exitCode = await body();
   } catch (e) {
     reportError(e, json);
-    process.exitCode = Exit.ERROR;
+    const refused = refusalsExit1 && e instanceof BisyncError && REFUSALS.has(e.code);
+    process.exitCode = refused ? Exit.REFUSED : Exit.ERROR;
   }
 }
 

@@ -173,22 +173,22 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
     assertMerged(overlay(p!.before.local, p!.before.peer, [...subtract(b, a)]));
   });
 
-  it('refuses a wrong pre-shared key and changes nothing', async () => {
+  it('is refused with a wrong pre-shared key (exit 1) and changes nothing', async () => {
     splitBrain(false);
     const agent = await serve(net!.b.ns, net!.b.address, p!.peer, pskFile());
     procs.push(agent.proc);
     const r = await merge(net!.a.ns, mergeArgs(agent.port, pskFile()));
-    assert.equal(r.status, 2);
+    assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /key|authenticat/i);
     assert.ok(readAll(p!.local).equals(p!.before.localFile) && readAll(p!.peer).equals(p!.before.peerFile));
   });
 
-  it('refuses a device that something else holds, saying what to do', async () => {
+  it('refuses a device that something else holds, saying what to do (exit 1)', async () => {
     splitBrain(false);
     const holder = await BlockDevice.open(p!.peer, { write: true });
     try {
       const r = spawnSync('ip', ['netns', 'exec', net!.b.ns, process.execPath, CLI, 'serve', '--device', p!.peer, '--listen', `${net!.b.address}:0`, '--psk-file', pskFile()], { encoding: 'utf8' });
-      assert.equal(r.status, 2);
+      assert.equal(r.status, 1);
       assert.match(r.stderr, /in use/);
       assert.match(r.stderr, /drbdadm down/);
     } finally {

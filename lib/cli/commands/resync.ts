@@ -125,7 +125,7 @@ export function registerResyncCommands(program: Command): void {
           bar.stop();
           await Promise.all([pair.local.close(), pair.peer.close()]);
         }
-      }),
+      }, true),
     );
 
   addPeerOptions(program.command('merge').description('merge both nodes\' changes after a split brain and finalise DRBD meta-data (exit 0 merged or nothing to do, 1 conflicts or refused, 2 error)'))
@@ -170,7 +170,7 @@ export function registerResyncCommands(program: Command): void {
           bar.stop();
           await Promise.all([pair.local.close(), pair.peer.close()]);
         }
-      }),
+      }, true),
     );
 
   program
@@ -204,7 +204,7 @@ export function registerResyncCommands(program: Command): void {
         await new Promise<void>((resolve) => agent.once('close', resolve));
         await endpoint.close();
         return Exit.OK;
-      }),
+      }, true),
     );
 
   program
