@@ -24,7 +24,7 @@ for d in tmp run var/lib/drbd etc/drbd.d; do
   [ -d "/newroot/$d" ] && mount -t tmpfs -o mode=0755 tmpfs "/newroot/$d"
 done
 chmod 1777 /newroot/tmp
-if mountpoint -q /project; then
+if grep -q ' /project ' /proc/mounts; then
   if [ -d "/newroot$project" ]; then umount /project
   else mkdir -p "/newroot$project" && mount --move /project "/newroot$project"; fi
 fi
