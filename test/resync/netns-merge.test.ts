@@ -103,11 +103,26 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
     return ['--device', p!.local, '--peer', `${net!.b.address}:${port}`, '--psk-file', psk, '--yes', '--json', '--journal', path.join(p!.dir, 'journal.json'), ...extra];
   }
 
+  async function startAgent(psk: string): Promise<Awaited<ReturnType<typeof serve>>> {
+    const agent = await serve(net!.b.ns, net!.b.address, p!.peer, psk);
+    procs.push(agent.proc);
+    return agent;
+  }
+
+  /** A rate-limited merge that `cut` interrupts after 0.8 s: it must fail as an error (exit 2). */
+  async function interruptedMerge(port: number, psk: string, cut: () => void): Promise<Run> {
+    const running = merge(net!.a.ns, mergeArgs(port, psk, ['--rate-limit', '10M']));
+    await new Promise((r) => setTimeout(r, 800));
+    cut();
+    const failed = await running;
+    assert.equal(failed.status, 2, failed.stdout);
+    return failed;
+  }
+
   it('merges randomized disjoint changes and identical overlaps, then finalises both nodes', async () => {
     const { a, b } = splitBrain(false);
     const psk = pskFile();
-    const agent = await serve(net!.b.ns, net!.b.address, p!.peer, psk);
-    procs.push(agent.proc);
+    const agent = await startAgent(psk);
     const r = await merge(net!.a.ns, mergeArgs(agent.port, psk, ['--compress', 'zstd']));
     assert.equal(r.status, 0, r.stderr);
     const doc = JSON.parse(r.stdout);
@@ -123,14 +138,12 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
     const psk = pskFile();
     const archive = path.join(p!.dir, 'archive');
     const args = (port: number) => mergeArgs(port, psk, ['--on-conflict', 'prefer-local', '--archive', archive, '--rate-limit', '10M']);
-    let agent = await serve(net!.b.ns, net!.b.address, p!.peer, psk);
-    procs.push(agent.proc);
+    let agent = await startAgent(psk);
     const killed = await merge(net!.a.ns, args(agent.port), 300 + Math.floor(Math.random() * 1500));
     assert.equal(killed.signal, 'SIGKILL', `merge finished before it was killed: ${killed.stdout}`);
     agent.proc.kill('SIGKILL');
     await agent.exited;
-    agent = await serve(net!.b.ns, net!.b.address, p!.peer, psk);
-    procs.push(agent.proc);
+    agent = await startAgent(psk);
     const r = await merge(net!.a.ns, args(agent.port));
     assert.equal(r.status, 0, r.stderr);
     assertMerged(overlay(p!.before.local, p!.before.peer, [...subtract(b, a)]));
@@ -139,44 +152,30 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
   it('the peer\'s agent killed mid-transfer fails the merge cleanly; a rerun against a new agent finishes it', async () => {
     const { a, b } = splitBrain(false);
     const psk = pskFile();
-    let agent = await serve(net!.b.ns, net!.b.address, p!.peer, psk);
-    procs.push(agent.proc);
-    const running = merge(net!.a.ns, mergeArgs(agent.port, psk, ['--rate-limit', '10M']));
-    await new Promise((r) => setTimeout(r, 800));
-    agent.proc.kill('SIGKILL');
-    const failed = await running;
-    assert.equal(failed.status, 2, failed.stdout);
+    const first = await startAgent(psk);
+    const failed = await interruptedMerge(first.port, psk, () => first.proc.kill('SIGKILL'));
     assert.match(failed.stderr, /peer|connection|closed|reset/i);
-    agent = await serve(net!.b.ns, net!.b.address, p!.peer, psk);
-    procs.push(agent.proc);
+    const agent = await startAgent(psk);
     const r = await merge(net!.a.ns, mergeArgs(agent.port, psk));
     assert.equal(r.status, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).resumed, true);
     assertMerged(overlay(p!.before.local, p!.before.peer, [...subtract(b, a)]));
   });
 
-  it('a cut link fails the merge; once the link is back a rerun finishes it', async () => {
+  it('a cut link fails the merge; once the link is back a rerun against the same agent finishes it', async () => {
     const { a, b } = splitBrain(false);
     const psk = pskFile();
-    const agent = await serve(net!.b.ns, net!.b.address, p!.peer, psk);
-    procs.push(agent.proc);
-    const running = merge(net!.a.ns, mergeArgs(agent.port, psk, ['--rate-limit', '10M']));
-    await new Promise((r) => setTimeout(r, 800));
-    net!.setLink(false);
-    const failed = await running;
+    const agent = await startAgent(psk);
+    await interruptedMerge(agent.port, psk, () => net!.setLink(false));
     net!.setLink(true);
-    assert.equal(failed.status, 2, failed.stdout);
-    const again = await serve(net!.b.ns, net!.b.address, p!.peer, psk).catch(() => agent);
-    procs.push(again.proc);
-    const r = await merge(net!.a.ns, mergeArgs(again.port, psk));
+    const r = await merge(net!.a.ns, mergeArgs(agent.port, psk));
     assert.equal(r.status, 0, r.stderr);
     assertMerged(overlay(p!.before.local, p!.before.peer, [...subtract(b, a)]));
   });
 
   it('is refused with a wrong pre-shared key (exit 1) and changes nothing', async () => {
     splitBrain(false);
-    const agent = await serve(net!.b.ns, net!.b.address, p!.peer, pskFile());
-    procs.push(agent.proc);
+    const agent = await startAgent(pskFile());
     const r = await merge(net!.a.ns, mergeArgs(agent.port, pskFile()));
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /key|authenticat/i);
