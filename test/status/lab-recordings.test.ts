@@ -1,5 +1,5 @@
 // The netlink decoding against the real DRBD 8.4.11 kernel: each recording
-// (test/status/record-lab.ts, run in the qemu lab) holds the raw netlink
+// (scripts/drbd-lab/record-lab-snapshots.ts, run in the qemu lab) holds the raw netlink
 // replies and, read right before and after them, /proc/drbd, `drbdsetup
 // events2`, `drbdsetup status` and the kernel log. All must agree.
 import { strict as assert } from 'node:assert';
