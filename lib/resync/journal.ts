@@ -59,7 +59,10 @@ export class Journal {
 
   /** Writes the state atomically and durably (temp file, fsync, rename, fsync folder). */
   save(): void {
-    fs.mkdirSync(path.dirname(this.file), { recursive: true });
+    const dir = path.dirname(this.file);
+    // A folder made here must itself survive a power cut: sync its parent (mkdir returns the first one it made).
+    const made = fs.mkdirSync(dir, { recursive: true });
+    if (made) syncDir(path.dirname(made));
     const tmp = `${this.file}.tmp`;
     const fd = fs.openSync(tmp, 'w', 0o600);
     try {
@@ -69,7 +72,7 @@ export class Journal {
       fs.closeSync(fd);
     }
     fs.renameSync(tmp, this.file);
-    syncDir(path.dirname(this.file));
+    syncDir(dir);
     this.lastWrite = Date.now();
   }
 
