@@ -4,9 +4,7 @@
 // the tests and the benchmarks.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-
-const isRoot = process.getuid?.() === 0;
-const hasCommand = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+import { hasCommand, isRoot } from './host';
 
 export interface NetnsNode {
   ns: string;

@@ -6,14 +6,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as dgram from 'node:dgram';
 import * as path from 'node:path';
+import { hasCommand } from '../host';
 
 export const LAB_DIR = __dirname.includes(`${path.sep}dist${path.sep}`)
   ? path.resolve(__dirname, '../../../scripts/drbd-lab')
   : __dirname;
-
-function hasCommand(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-}
 
 /** Why the lab cannot run here, or undefined when it can (the kernel is fetched by prepareLab). */
 export function labUnavailable(): string | undefined {

@@ -5,11 +5,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-export const isRoot = process.getuid?.() === 0;
+import { hasCommand, isRoot } from '../../scripts/host';
 
-export function hasCommand(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-}
+export { hasCommand, isRoot };
 
 /** Marks the test or suite pending unless every requirement holds. Returns true when it may run. */
 /** Anything else named is a command that must be on PATH (e.g. 'mkfs.ext4'). */
