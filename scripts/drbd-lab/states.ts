@@ -28,7 +28,7 @@ export type LabState =
   | 'split-brain-peer'
   | 'unconfigured-after-down';
 
-/** Called once per (state, node) while the node is in that state. */
+/** Called once per (state, node) while the node is in that state; the two sync states concurrently. */
 export type VisitState = (state: LabState, node: Guest) => Promise<void>;
 
 /**
@@ -51,8 +51,8 @@ export async function walkStates(lab: Lab, visit: VisitState): Promise<void> {
 
   await a.ok(drbdadm(`-- --overwrite-data-of-peer primary ${RESOURCE}`));
   await waitState(a, (s) => s.cs === 'SyncSource' && /sync'ed:\s+[1-9]/.test(s.raw), 'SyncSource with progress');
-  await visit('syncsource-primary', a);
-  await visit('synctarget-secondary', b);
+  // Both at once: a slow visitor on one node must not let the resync finish before the other.
+  await Promise.all([visit('syncsource-primary', a), visit('synctarget-secondary', b)]);
   await Promise.all(lab.nodes.map((g) => g.ok(drbdadm(`disk-options --resync-rate=200M ${RESOURCE}`))));
   await waitSynced(lab);
   await visit('connected-primary-uptodate', a);
