@@ -4,8 +4,8 @@
 //   npx ts-node --transpile-only scripts/drbd-lab/record-lab-snapshots.ts [OUTDIR]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Guest, Lab, labUnavailable, prepareLab } from './lab';
-import { LabState, walkStates } from './states';
+import type { Guest } from './lab';
+import { LabState, record } from './states';
 
 const PROJECT = path.resolve(__dirname, '../..');
 
@@ -29,30 +29,12 @@ const RECORDED: Partial<Record<LabState, string>> = {
   'split-brain-peer': 'split-brain',
 };
 
-async function main(): Promise<void> {
+if (require.main === module) {
   const outdir = path.resolve(process.argv[2] ?? path.join(PROJECT, 'test/fixtures/status/lab'));
-  const why = labUnavailable();
-  if (why) throw new Error(`the lab cannot run here: ${why}`);
-  prepareLab();
-  fs.mkdirSync(outdir, { recursive: true });
-  const lab = await Lab.create({ diskSize: 128 * 1024 * 1024 });
-  const save = async (state: LabState, g: Guest) => {
+  record(outdir, async (state: LabState, g: Guest) => {
     const name = RECORDED[state];
     if (name === undefined) return;
     fs.writeFileSync(path.join(outdir, `${name}-${g.name}.json`), await snapshot(g));
     console.log(`saved ${name}-${g.name}`);
-  };
-  try {
-    console.log(`booted in ${await lab.boot()} ms`);
-    await walkStates(lab, save);
-  } finally {
-    await lab.close();
-  }
-}
-
-if (require.main === module) {
-  main().catch((e) => {
-    console.error(e instanceof Error ? e.message : e);
-    process.exit(1);
   });
 }

@@ -3,9 +3,9 @@
 //   npx ts-node --transpile-only scripts/drbd-lab/record-proc-drbd.ts [OUTDIR]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Guest, Lab, labUnavailable, prepareLab } from './lab';
 import { parseProcDrbd } from './drbd';
-import { LabState, walkStates } from './states';
+import type { Guest } from './lab';
+import { LabState, record } from './states';
 
 /** States recorded under another name or not at all (the Diskless ones next to a Primary). */
 const FILE_NAME: Partial<Record<LabState, (text: string) => string | undefined>> = {
@@ -15,29 +15,11 @@ const FILE_NAME: Partial<Record<LabState, (text: string) => string | undefined>>
   'split-brain-peer': (text) => `${parseProcDrbd(text).cs.toLowerCase()}-split-brain-peer`,
 };
 
-async function main(): Promise<void> {
-  const outdir = path.resolve(process.argv[2] ?? 'test/fixtures/status/proc-drbd');
-  const why = labUnavailable();
-  if (why) throw new Error(`the lab cannot run here: ${why}`);
-  prepareLab();
-  fs.mkdirSync(outdir, { recursive: true });
-  const lab = await Lab.create({ diskSize: 128 * 1024 * 1024 });
-  const save = async (state: LabState, g: Guest) => {
-    const text = await g.ok('cat /proc/drbd');
-    const name = FILE_NAME[state] ? FILE_NAME[state]!(text) : state;
-    if (name === undefined) return;
-    fs.writeFileSync(path.join(outdir, `${name}.txt`), text);
-    console.log(`${name} (${g.name}):\n${text}`);
-  };
-  try {
-    console.log(`booted in ${await lab.boot()} ms`);
-    await walkStates(lab, save);
-  } finally {
-    await lab.close();
-  }
-}
-
-main().catch((e) => {
-  console.error(e instanceof Error ? e.message : e);
-  process.exit(1);
+const outdir = path.resolve(process.argv[2] ?? 'test/fixtures/status/proc-drbd');
+record(outdir, async (state: LabState, g: Guest) => {
+  const text = await g.ok('cat /proc/drbd');
+  const name = FILE_NAME[state] ? FILE_NAME[state]!(text) : state;
+  if (name === undefined) return;
+  fs.writeFileSync(path.join(outdir, `${name}.txt`), text);
+  console.log(`${name} (${g.name}):\n${text}`);
 });

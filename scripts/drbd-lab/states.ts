@@ -1,7 +1,8 @@
 // One walk of the lab's two DRBD 8.4 nodes through the states a status reader
 // meets. The recorders (record-proc-drbd.ts, record-lab-snapshots.ts) call it
 // with their own save callback, so both record the same states the same way.
-import { Guest, Lab } from './lab';
+import * as fs from 'node:fs';
+import { Guest, Lab, labUnavailable, prepareLab } from './lab';
 import { RESOURCE, configure, createMd, down, drbdadm, splitBrain, up, waitState, waitSynced } from './drbd';
 
 /**
@@ -93,4 +94,28 @@ export async function walkStates(lab: Lab, visit: VisitState): Promise<void> {
 
   await Promise.all(lab.nodes.map((g) => down(g)));
   await visit('unconfigured-after-down', a);
+}
+
+/**
+ * The recorders' common frame: boots a lab, walks every state with `visit`,
+ * closes the lab. `outdir` is made first; a process exit code says how it went.
+ */
+export function record(outdir: string, visit: VisitState): void {
+  const run = async (): Promise<void> => {
+    const why = labUnavailable();
+    if (why) throw new Error(`the lab cannot run here: ${why}`);
+    prepareLab();
+    fs.mkdirSync(outdir, { recursive: true });
+    const lab = await Lab.create({ diskSize: 128 * 1024 * 1024 });
+    try {
+      console.log(`booted in ${await lab.boot()} ms`);
+      await walkStates(lab, visit);
+    } finally {
+      await lab.close();
+    }
+  };
+  run().catch((e: unknown) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exit(1);
+  });
 }
