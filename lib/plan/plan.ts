@@ -1,9 +1,9 @@
 // The plan of a bidirectional resync: which blocks go which way, which blocks
 // both sides wrote identically, and which are real conflicts.
 import { BisyncError, ErrorCode } from '../device/errors';
-import { Extent, batches, coalesce, intersect, subtract, totalBytes } from '../device/extent';
+import { Extent, batches, intersect, subtract, totalBytes, union } from '../device/extent';
 import { pipelined } from '../device/pipeline';
-import type { Endpoint, EndpointInfo } from '../transport/endpoint';
+import type { BlockHashes, Endpoint, EndpointInfo } from '../transport/endpoint';
 import { Classification, classify, uuidsOf } from './classify';
 
 export interface SideSummary {
@@ -83,8 +83,7 @@ export async function plan(local: Endpoint, peer: Endpoint, opts: PlanOptions = 
 /** For the one-way verdicts: what DRBD itself will resync, and which way. */
 function oneWay(c: Classification, dataSize: number, localChanges: Extent[], peerChanges: Extent[]) {
   const all: Extent[] = dataSize > 0 ? [[0, dataSize]] : [];
-  const union = [...coalesce([...localChanges, ...peerChanges].sort((a, b) => a[0] - b[0]))];
-  const moving = c.fullSync ? all : union;
+  const moving = c.fullSync ? all : [...union(localChanges, peerChanges)];
   const toPeer = c.verdict === 'local-ahead' ? moving : [];
   const toLocal = c.verdict === 'peer-ahead' ? moving : [];
   return {
@@ -132,15 +131,22 @@ function summary(i: EndpointInfo, changes: Extent[]): SideSummary {
   };
 }
 
+/** Per-block digests of the same extents on both nodes, batch by batch, in order. */
+export async function* hashBothSides(local: Endpoint, peer: Endpoint, extents: Iterable<Extent>, blockSize: number, opts: { batchBytes?: number; concurrency?: number; signal?: AbortSignal } = {}): AsyncGenerator<{ batch: Extent[]; local: BlockHashes; peer: BlockHashes }> {
+  const work = batches(extents, Math.max(blockSize, opts.batchBytes ?? 64 << 20));
+  const hashBoth = (batch: Extent[]) => Promise.all([local.hash(batch, blockSize), peer.hash(batch, blockSize)]);
+  for await (const [batch, [a, b]] of pipelined(work, hashBoth, { concurrency: opts.concurrency ?? 2, signal: opts.signal })) {
+    yield { batch, local: a, peer: b };
+  }
+}
+
 /** Hashes the overlap on both sides at bitmap granularity and splits it into identical and conflicting blocks. */
 export async function compareOverlap(local: Endpoint, peer: Endpoint, overlap: Extent[], blockSize: number, opts: PlanOptions = {}): Promise<{ identical: Extent[]; conflicts: Extent[] }> {
   const identical: Extent[] = [];
   const conflicts: Extent[] = [];
   const total = totalBytes(overlap);
   let done = 0;
-  const work = batches(overlap, Math.max(blockSize, opts.hashBatchBytes ?? 64 << 20));
-  const hashBoth = (batch: Extent[]) => Promise.all([local.hash(batch, blockSize), peer.hash(batch, blockSize)]);
-  for await (const [batch, [a, b]] of pipelined(work, hashBoth, { concurrency: opts.concurrency ?? 2, signal: opts.signal })) {
+  for await (const { batch, local: a, peer: b } of hashBothSides(local, peer, overlap, blockSize, { batchBytes: opts.hashBatchBytes, concurrency: opts.concurrency, signal: opts.signal })) {
     let i = 0;
     for (const [off, len] of batch) {
       for (let pos = off; pos < off + len; pos += blockSize, i++) {
@@ -149,7 +155,7 @@ export async function compareOverlap(local: Endpoint, peer: Endpoint, overlap: E
         push(same ? identical : conflicts, pos, n);
       }
     }
-    done += batch.reduce((s, e) => s + e[1], 0);
+    done += totalBytes(batch);
     opts.onProgress?.('overlap', done, total);
   }
   return { identical, conflicts };

@@ -6,11 +6,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { resolve as resolvePath } from 'node:path';
 import { BisyncError, ErrorCode } from '../device/errors';
-import { Extent, batches, end, totalBytes, union } from '../device/extent';
-import { pipelined } from '../device/pipeline';
+import { Extent, end, totalBytes, union } from '../device/extent';
 import { formatUuid } from '../drbd';
 import type { MetadataReport } from '../drbd/types';
-import { Plan, plan as makePlan, planDocument } from '../plan/plan';
+import { Plan, hashBothSides, plan as makePlan, planDocument } from '../plan/plan';
 import type { Endpoint } from '../transport/endpoint';
 import { transferExtents } from '../transport/transfer';
 import { Archive } from './archive';
@@ -220,8 +219,7 @@ export class Merge extends EventEmitter {
     const total = totalBytes(ranges);
     let checked = 0;
     let ok = true;
-    const hashBoth = (batch: Extent[]) => Promise.all([this.local.hash(batch, p.blockSize), this.peer.hash(batch, p.blockSize)]);
-    for await (const [batch, [a, b]] of pipelined(batches(ranges, 64 << 20), hashBoth, { concurrency: 2, signal: this.opts.signal })) {
+    for await (const { batch, local: a, peer: b } of hashBothSides(this.local, this.peer, ranges, p.blockSize, { signal: this.opts.signal })) {
       if (!a.digests.equals(b.digests)) ok = false;
       checked += totalBytes(batch);
       this.emit('progress', { phase: 'verify', doneBytes: checked, totalBytes: total });
