@@ -8,10 +8,10 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import { BlockDevice } from '../lib/device/block-device';
 import { diffDevices } from '../lib/device/compare';
 import { totalBytes } from '../lib/device/extent';
+import { startServe } from './serve-process';
 import { makePair, randomRanges, splitBrainStates } from './split-brain';
 
 const CLI = path.join(__dirname, '..', 'lib', 'cli', 'main.js');
@@ -20,17 +20,6 @@ const MiB = (n: number): string => `${(n / 2 ** 20).toFixed(2)} MiB`;
 
 function say(text: string): void {
   process.stdout.write(`${text}\n`);
-}
-
-async function startAgent(device: string, psk: string): Promise<{ port: number; done: Promise<number> }> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--device', device, '--listen', '127.0.0.1:0', '--psk-file', psk, '--once', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const done = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
-  const lines = readline.createInterface({ input: child.stdout });
-  for await (const line of lines) {
-    const ev = JSON.parse(line) as { event: string; port?: number };
-    if (ev.event === 'listening') return { port: ev.port!, done };
-  }
-  throw new Error('the serve agent exited before listening');
 }
 
 function getGi(device: string): string {
@@ -60,13 +49,13 @@ async function main(): Promise<void> {
 
   const psk = path.join(dir, 'psk');
   fs.writeFileSync(psk, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
-  const agent = await startAgent(peer, psk);
+  const agent = await startServe(CLI, { device: peer, listen: '127.0.0.1:0', pskFile: psk, once: true });
   say(`3. Node B serves its device on 127.0.0.1:${agent.port} (TLS with a pre-shared key)`);
   say(`4. Node A: drbd-bisync merge --device ${path.basename(local)} --peer 127.0.0.1:${agent.port} --psk-file psk --yes`);
   say('');
   const merge = spawn(process.execPath, [CLI, 'merge', '--device', local, '--peer', `127.0.0.1:${agent.port}`, '--psk-file', psk, '--yes', '--journal', path.join(dir, 'journal.json')], { stdio: 'inherit' });
   const code = await new Promise<number>((resolve) => merge.on('exit', (c) => resolve(c ?? 1)));
-  await agent.done;
+  await agent.exited;
   say('');
   if (code !== 0) throw new Error(`merge exited with ${code}`);
 

@@ -2,13 +2,13 @@
 // `drbd-bisync copy` of the same extents on one host, bytes on the wire
 // against the bytes that must move, and `plan` of two 1 TiB devices.
 // Needs root, losetup, ip and drbdmeta; devices live in /dev/shm.
-import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import { Extent, totalBytes } from '../../lib/device/extent';
 import { createNetnsPair, netnsUnavailable } from '../netns';
+import { startServe } from '../serve-process';
 import { makePair, spreadRanges, splitBrainStates } from '../split-brain';
 import type { BenchRow } from './types';
 
@@ -36,15 +36,6 @@ function loop(file: string, size: number): string {
   return execFileSync('losetup', ['--find', '--show', file], { encoding: 'utf8' }).trim();
 }
 
-async function serve(ns: string, address: string, device: string, psk: string): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, 'serve', '--device', device, '--listen', `${address}:0`, '--psk-file', psk, '--json', '--once'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  for await (const line of readline.createInterface({ input: proc.stdout! })) {
-    const ev = JSON.parse(line) as { event: string; port?: number };
-    if (ev.event === 'listening') return { proc, port: ev.port! };
-  }
-  throw new Error('serve exited before listening');
-}
-
 /** 2 x 256 MiB of scattered changes between two 4 GiB devices: merge across namespaces vs copy on one host. */
 async function mergeAcrossNamespaces(dir: string): Promise<BenchRow[]> {
   const size = 4 * GiB;
@@ -67,7 +58,7 @@ async function mergeAcrossNamespaces(dir: string): Promise<BenchRow[]> {
 
     const psk = path.join(dir, 'psk');
     fs.writeFileSync(psk, randomBytes(32).toString('hex'), { mode: 0o600 });
-    const agent = await serve(net.b.ns, net.b.address, peer, psk);
+    const agent = await startServe(CLI, { device: peer, listen: `${net.b.address}:0`, pskFile: psk, once: true, netns: net.b.ns });
     const m = timed(['merge', '--device', local, '--peer', `${net.b.address}:${agent.port}`, '--psk-file', psk, '--yes', '--json', '--journal', path.join(dir, 'journal.json')], ['ip', 'netns', 'exec', net.a.ns]);
     agent.proc.kill();
     const doc = JSON.parse(m.stdout) as { movedToPeerBytes: number; movedToLocalBytes: number; wire: { wireBytesSent: number; wireBytesReceived: number } };

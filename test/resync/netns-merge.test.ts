@@ -7,9 +7,9 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import { BlockDevice } from '../../lib/device/block-device';
 import { Extent, subtract, union } from '../../lib/device/extent';
+import { ServeProcess, startServe } from '../../scripts/serve-process';
 import { randomRanges, splitBrainStates } from '../../scripts/split-brain';
 import { requires } from '../helpers/env';
 import { NetnsPair, createNetnsPair, requiresNetns } from '../helpers/netns';
@@ -23,19 +23,6 @@ interface Run {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
-}
-
-/** `drbd-bisync serve` inside a namespace; resolves its port from the JSON line it prints. */
-async function serve(ns: string, address: string, device: string, psk: string): Promise<{ proc: ChildProcess; port: number; exited: Promise<void> }> {
-  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, 'serve', '--device', device, '--listen', `${address}:0`, '--psk-file', psk, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  proc.stderr!.on('data', (d) => (stderr += d));
-  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
-  for await (const line of readline.createInterface({ input: proc.stdout! })) {
-    const ev = JSON.parse(line) as { event: string; port?: number };
-    if (ev.event === 'listening') return { proc, port: ev.port!, exited };
-  }
-  throw new Error(`serve exited before listening: ${stderr}`);
 }
 
 /** `drbd-bisync merge` inside a namespace; kill it after killAfterMs when given. */
@@ -103,8 +90,8 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
     return ['--device', p!.local, '--peer', `${net!.b.address}:${port}`, '--psk-file', psk, '--yes', '--json', '--journal', path.join(p!.dir, 'journal.json'), ...extra];
   }
 
-  async function startAgent(psk: string): Promise<Awaited<ReturnType<typeof serve>>> {
-    const agent = await serve(net!.b.ns, net!.b.address, p!.peer, psk);
+  async function startAgent(psk: string): Promise<ServeProcess> {
+    const agent = await startServe(CLI, { device: p!.peer, listen: `${net!.b.address}:0`, pskFile: psk, netns: net!.b.ns });
     procs.push(agent.proc);
     return agent;
   }
