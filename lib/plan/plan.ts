@@ -172,6 +172,7 @@ export function planDocument(p: Plan): Record<string, unknown> {
   return {
     verdict: p.verdict,
     rule: p.rule,
+    drbd9Rule: p.drbd9Rule,
     reason: p.reason,
     fullSync: p.fullSync,
     dataSize: p.dataSize,

@@ -94,7 +94,7 @@ function progressReporter(enabled: boolean): { onProgress: (p: MergeProgress) =>
 }
 
 function printPlan(p: Plan): void {
-  println(`verdict: ${p.verdict} (DRBD rule ${p.rule}): ${p.reason}`);
+  println(`verdict: ${p.verdict} (DRBD 8.4 rule ${p.rule}, DRBD 9 rule ${p.drbd9Rule}): ${p.reason}`);
   println(`  local ${p.local.host}:${p.local.path} current ${p.local.currentUuid} bitmap ${p.local.bitmapUuid}, changed ${formatBytes(p.local.changedBytes)}${p.local.unclean ? ' (unclean: activity log included)' : ''}`);
   println(`  peer  ${p.peer.host}:${p.peer.path} current ${p.peer.currentUuid} bitmap ${p.peer.bitmapUuid}, changed ${formatBytes(p.peer.changedBytes)}${p.peer.unclean ? ' (unclean: activity log included)' : ''}`);
   println(`  to peer: ${formatBytes(p.toPeerBytes)}   to local: ${formatBytes(p.toLocalBytes)}   identical overlap: ${formatBytes(p.identicalOverlapBytes)}   conflicts: ${formatBytes(p.conflictBytes)}`);
