@@ -65,6 +65,15 @@ export class DrbdMetadata {
     this.raw = raw;
   }
 
+  /**
+   * Reads the superblock from the device again: another writer (drbdmeta, DRBD
+   * brought up meanwhile) may have changed it since read(). The bitmap and AL
+   * are always read from the device; only the superblock is kept.
+   */
+  async reload(): Promise<void> {
+    await this.load(this.sb.format);
+  }
+
   get format(): MetadataFormat {
     return this.sb.format;
   }

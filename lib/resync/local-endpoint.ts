@@ -51,7 +51,9 @@ export class LocalEndpoint implements Endpoint {
     return this.md;
   }
 
+  /** Re-reads the superblock each time: a guard checking UUIDs must see the device, not what open() saw. */
   async info(): Promise<EndpointInfo> {
+    await this.md?.reload();
     const report = this.md ? await this.md.report() : null;
     return {
       hostname: os.hostname(),

@@ -235,11 +235,15 @@ export class Merge extends EventEmitter {
    * two writes is finished by the next run.
    */
   private async finalize(j: Journal, p: Plan): Promise<{ currentUuid: string }> {
+    // info() re-reads each superblock from its device (through the agent for a remote peer).
     const [li, pi] = await Promise.all([this.local.info(), this.peer.info()]);
-    for (const [side, i, planned] of [['local', li, p.local.currentUuid], ['peer', pi, p.peer.currentUuid]] as const) {
-      if (i.metadata?.uuids.current !== planned) {
-        throw new BisyncError(ErrorCode.REFUSED,
-          `${side} meta-data of '${i.path}' changed during the merge (current UUID ${planned}, now ${i.metadata?.uuids.current ?? 'none'}); meta-data left untouched`);
+    for (const [side, i, planned] of [['local', li, p.local], ['peer', pi, p.peer]] as const) {
+      const now = i.metadata?.uuids;
+      for (const [what, was, is] of [['current', planned.currentUuid, now?.current], ['bitmap', planned.bitmapUuid, now?.bitmap]] as const) {
+        if (is !== was) {
+          throw new BisyncError(ErrorCode.REFUSED,
+            `${side} meta-data of '${i.path}' changed during the merge (${what} UUID ${was}, now ${is ?? 'none'}); meta-data left untouched`);
+        }
       }
     }
     j.state.phase = 'finalize';
