@@ -34,6 +34,8 @@ export interface MergeOptions {
   concurrency?: number;
   /** A label for the peer in the journal ("host:port" or a path). */
   peerLabel?: string;
+  /** How often a transfer lane records its progress in the journal (default 500 ms; 0: after every batch). */
+  journalIntervalMs?: number;
   signal?: AbortSignal;
 }
 
@@ -60,6 +62,9 @@ export interface MergeReport {
 
 /** Emits 'progress' (MergeProgress) and 'log' (string) while it runs. */
 export class Merge extends EventEmitter {
+  /** Per lane, how many of this run's batches the journal's progress covers (for the resume failpoint). */
+  private readonly journaledBatches: Record<TransferLane, number> = { toPeer: 0, toLocal: 0, conflicts: 0 };
+
   constructor(private readonly local: Endpoint, private readonly peer: Endpoint, private readonly opts: MergeOptions = {}) {
     super();
     if (opts.onConflict && !opts.archive) {
@@ -182,6 +187,7 @@ export class Merge extends EventEmitter {
       failpoint('after-archive');
     };
     let moved = 0;
+    let batchesDone = 0;
     // Written is not yet durable: the journal calls a prefix done only after
     // dst was flushed, so a power cut cannot lose what a resume would skip.
     let durable: Promise<void> = Promise.resolve();
@@ -195,10 +201,16 @@ export class Merge extends EventEmitter {
       // Batches arrive in ascending order, so everything below this one's end is written.
       onBatch: (batch, n) => {
         moved += n;
-        if (Date.now() - saved >= JOURNAL_INTERVAL_MS) {
+        batchesDone++;
+        if (Date.now() - saved >= (this.opts.journalIntervalMs ?? JOURNAL_INTERVAL_MS)) {
           saved = Date.now();
           const below = end(batch[batch.length - 1]);
-          durable = durable.then(() => dst.flush()).then(() => j.progress(lane, below, 0));
+          const covered = batchesDone;
+          durable = durable.then(() => dst.flush()).then(() => {
+            j.progress(lane, below, 0);
+            this.journaledBatches[lane] = covered;
+            failpoint('after-journaled-batches', this.journaledBatches.toPeer + this.journaledBatches.toLocal + this.journaledBatches.conflicts);
+          });
           durable.catch(() => undefined); // awaited below; a failed lane leaves it unawaited
         }
         if (moved >= total / 2) failpoint('mid-transfer');
