@@ -5,17 +5,33 @@
 // Layout of an archive folder: blocks.bin (raw block data, appended) and
 // index.jsonl (one line per saved range, appended after its data is synced).
 // A line names the device, host and side the bytes came from, the device
-// offset and length, where the bytes sit in blocks.bin, and their XXH3-128.
+// offset and length, where the bytes sit in blocks.bin, their XXH3-128, and
+// the merge that saved them (its id and both nodes' UUIDs before it), so a
+// folder reused by several merges restores one merge at a time. Lines written
+// before merges had an identity have no `merge` field.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BisyncError, ErrorCode } from '../device/errors';
 import type { Extent } from '../device/extent';
 import { native } from '../native/binding';
 
-export interface ArchiveEntry {
+/** Which merge saved an entry: the same for every entry of one merge, resumed or not. */
+export interface MergeIdentity {
+  id: string;
+  startedAt: string;
+  /** Both nodes' current and bitmap UUIDs before the merge. */
+  local: { current: string; bitmap: string };
+  peer: { current: string; bitmap: string };
+}
+
+export interface ArchiveSource {
   side: 'local' | 'peer';
   host: string;
   device: string;
+  merge?: MergeIdentity;
+}
+
+export interface ArchiveEntry extends ArchiveSource {
   offset: number;
   length: number;
   dataOffset: number;
@@ -42,7 +58,7 @@ export class Archive {
   }
 
   /** Saves data read from `extents` of a device (back to back, as gather returns it); durable on return. */
-  save(source: { side: 'local' | 'peer'; host: string; device: string }, extents: readonly Extent[], data: Buffer): number {
+  save(source: ArchiveSource, extents: readonly Extent[], data: Buffer): number {
     const start = this.dataEnd;
     try {
       writeAll(this.dataFd, data);

@@ -12,7 +12,7 @@ import type { MetadataReport } from '../drbd/types';
 import { Plan, hashBothSides, plan as makePlan, planDocument } from '../plan/plan';
 import type { Endpoint } from '../transport/endpoint';
 import { transferExtents } from '../transport/transfer';
-import { Archive } from './archive';
+import { Archive, MergeIdentity } from './archive';
 import { failpoint } from './failpoint';
 import { Journal, JournalState, TransferLane } from './journal';
 
@@ -64,6 +64,8 @@ export interface MergeReport {
 export class Merge extends EventEmitter {
   /** Per lane, how many of this run's batches the journal's progress covers (for the resume failpoint). */
   private readonly journaledBatches: Record<TransferLane, number> = { toPeer: 0, toLocal: 0, conflicts: 0 };
+  /** Written into every archive entry, so restore-archive can tell merges apart. */
+  private identity?: MergeIdentity;
 
   constructor(private readonly local: Endpoint, private readonly peer: Endpoint, private readonly opts: MergeOptions = {}) {
     super();
@@ -116,6 +118,7 @@ export class Merge extends EventEmitter {
     for (const r of lanes) if (r.status === 'rejected') throw r.reason;
     [report.movedToPeerBytes, report.movedToLocalBytes] = lanes.map((r) => (r as PromiseFulfilledResult<number>).value);
     if (p.conflicts.length) {
+      this.identity = mergeIdentity(j.state, p);
       const winnerIsLocal = policy === 'prefer-local';
       const archive = Archive.open(this.opts.archive!);
       try {
@@ -183,7 +186,7 @@ export class Merge extends EventEmitter {
     const total = totalBytes(todo);
     const loser = archive ? await dst.info() : undefined;
     const saveLoser = async (batch: Extent[]): Promise<void> => {
-      archive!.save({ side: loserSide!, host: loser!.hostname, device: loser!.path }, batch, await dst.read(batch));
+      archive!.save({ side: loserSide!, host: loser!.hostname, device: loser!.path, merge: this.identity }, batch, await dst.read(batch));
       failpoint('after-archive');
     };
     let moved = 0;
@@ -389,6 +392,12 @@ export function merge(local: Endpoint, peer: Endpoint, opts: MergeOptions = {}, 
   const m = new Merge(local, peer, opts);
   if (onProgress) m.on('progress', onProgress);
   return m.run();
+}
+
+/** A merge's identity: derived from its journal (so a resumed merge keeps it) and the UUIDs it started from. */
+function mergeIdentity(s: JournalState, p: Plan): MergeIdentity {
+  const id = createHash('sha256').update(`${s.device}\n${s.peer}\n${s.localCurrent}\n${s.peerCurrent}\n${s.startedAt}`).digest('hex').slice(0, 12);
+  return { id, startedAt: s.startedAt, local: { current: p.local.currentUuid, bitmap: p.local.bitmapUuid }, peer: { current: p.peer.currentUuid, bitmap: p.peer.bitmapUuid } };
 }
 
 /** Extents at or above offset `below` (the part of a lane not yet done). */

@@ -6,7 +6,7 @@ import { Plan, plan, planDocument } from '../../plan/plan';
 import { LocalEndpoint } from '../../resync/local-endpoint';
 import { Merge, MergeProgress, MergeReport } from '../../resync/merge';
 import { defaultJournalPath } from '../../resync/journal';
-import { restoreArchive } from '../../resync/restore';
+import { ArchivedMerge, archiveMerges, restoreArchive } from '../../resync/restore';
 import { ResyncAgent, connectPeer, readPskFile } from '../../transport';
 import type { Endpoint } from '../../transport/endpoint';
 import { Exit, Progress, confirmWrite, formatBytes, parseSize, printJson, println, progressGroup, run } from '../output';
@@ -209,22 +209,39 @@ export function registerResyncCommands(program: Command): void {
 
   program
     .command('restore-archive')
-    .description('write archived blocks back to a device (what it overwrites is archived first); use /dev/drbdN on a Primary so DRBD replicates it')
+    .description('write one merge\'s archived blocks back to a device (what it overwrites is archived first); use /dev/drbdN on a Primary so DRBD replicates it')
     .requiredOption('--archive <dir>', 'archive folder written by merge --archive')
-    .requiredOption('--device <dev>', 'device to restore onto')
+    .option('--device <dev>', 'device to restore onto')
+    .option('--list', 'list the merges the folder holds, and restore nothing')
+    .option('--merge <id>', 'the merge to restore (default: the newest in the folder)')
     .addOption(new Option('--side <side>', 'only blocks archived from this side of the merge').choices(['local', 'peer']))
     .option('--dry-run', 'list what would be restored')
     .option('--yes', 'write without asking')
     .option('--json', 'print one JSON document')
-    .action((o: { archive: string; device: string; side?: 'local' | 'peer'; dryRun?: boolean; yes?: boolean; json?: boolean }) =>
+    .action((o: { archive: string; device?: string; list?: boolean; merge?: string; side?: 'local' | 'peer'; dryRun?: boolean; yes?: boolean; json?: boolean }) =>
       run(!!o.json, async () => {
+        if (o.list) {
+          const merges = archiveMerges(o.archive);
+          if (o.json) printJson({ merges });
+          else printMerges(merges);
+          return Exit.OK;
+        }
+        if (!o.device) throw new TypeError('restore-archive needs --device DEV (or --list)');
         if (!o.dryRun) await confirmWrite(o.yes, `archived blocks to ${o.device}`);
-        const r = await restoreArchive(o.archive, o.device, { side: o.side, dryRun: o.dryRun });
+        const r = await restoreArchive(o.archive, o.device, { side: o.side, merge: o.merge, dryRun: o.dryRun });
         if (o.json) printJson(r);
-        else println(`${o.dryRun ? 'would restore' : 'restored'} ${formatBytes(r.restoredBytes)} in ${r.entries} range(s) from ${r.sources.join(', ') || 'nothing'}${r.undo ? `; what it overwrote is in ${r.undo}` : ''}`);
+        else println(`${o.dryRun ? 'would restore' : 'restored'} ${formatBytes(r.restoredBytes)} in ${r.entries} range(s) of merge ${r.merge ?? '(no identity: one merge)'} from ${r.sources.join(', ') || 'nothing'}${r.undo ? `; what it overwrote is in ${r.undo}` : ''}`);
         return Exit.OK;
       }),
     );
+}
+
+function printMerges(merges: ArchivedMerge[]): void {
+  if (!merges.length) println('no archived blocks');
+  merges.forEach((m, i) => {
+    const uuids = m.uuids ? ` local ${m.uuids.local.current}/${m.uuids.local.bitmap}, peer ${m.uuids.peer.current}/${m.uuids.peer.bitmap}` : '';
+    println(`${m.id ?? '(no identity)'}${i === merges.length - 1 ? ' (newest)' : ''}: started ${m.startedAt ?? 'unknown'},${uuids}; ${formatBytes(m.bytes)} in ${m.entries} range(s) from ${m.sources.join(', ')}`);
+  });
 }
 
 function realPath(p: string): string {
