@@ -29,8 +29,6 @@ export interface JournalState {
 }
 
 export class Journal {
-  private lastWrite = 0;
-
   private constructor(readonly file: string, public state: JournalState) {}
 
   static load(file: string): Journal | undefined {
@@ -41,14 +39,13 @@ export class Journal {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     }
-    let state: JournalState;
+    let state: unknown;
     try {
-      state = JSON.parse(text) as JournalState;
+      state = JSON.parse(text);
     } catch {
       throw new BisyncError(ErrorCode.BAD_METADATA, `merge journal '${file}' is not valid JSON`, { hint: 'inspect it; remove it only if you know that merge was abandoned' });
     }
-    if (state.version !== 1) throw new BisyncError(ErrorCode.BAD_METADATA, `merge journal '${file}' has unknown version ${String(state.version)}`);
-    return new Journal(file, state);
+    return new Journal(file, checkState(file, state));
   }
 
   static create(file: string, state: JournalState): Journal {
@@ -73,13 +70,12 @@ export class Journal {
     }
     fs.renameSync(tmp, this.file);
     syncDir(dir);
-    this.lastWrite = Date.now();
   }
 
-  /** Records progress; written at most every interval ms unless forced. */
-  progress(lane: TransferLane, doneBelow: number, intervalMs = 500): void {
+  /** Records a lane's progress durably (the merge decides how often). */
+  progress(lane: TransferLane, doneBelow: number): void {
     this.state.doneBelow[lane] = doneBelow;
-    if (Date.now() - this.lastWrite >= intervalMs) this.save();
+    this.save();
   }
 
   remove(): void {
@@ -91,4 +87,63 @@ export class Journal {
 /** Default journal path for a device: one per local device. */
 export function defaultJournalPath(device: string, dir = '/var/lib/drbd-bisync'): string {
   return path.join(dir, `${device.replace(/^\/+/, '').replace(/[^A-Za-z0-9._-]+/g, '_')}.journal.json`);
+}
+
+const UUID = /^[0-9A-F]{16}$/;
+const LANES: readonly TransferLane[] = ['toPeer', 'toLocal', 'conflicts'];
+
+/**
+ * Every field of a journal read back from disk, checked: a journal steers
+ * which blocks a resume skips and which UUIDs it writes, so a damaged or
+ * foreign one must stop the merge with the field and value named.
+ */
+function checkState(file: string, raw: unknown): JournalState {
+  const fail = (field: string, value: unknown, expected: string): never => {
+    throw new BisyncError(ErrorCode.BAD_METADATA, `merge journal '${file}': ${field} is ${JSON.stringify(value) ?? String(value)}, expected ${expected}`,
+      { hint: 'inspect it; remove it only if you know that merge was abandoned' });
+  };
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(raw)) return fail('the document', raw, 'an object');
+  const s = raw;
+  if (s.version !== 1) fail('version', s.version, '1');
+  const str = (field: string, v: unknown): void => {
+    if (typeof v !== 'string' || !v) fail(field, v, 'a non-empty string');
+  };
+  const uuid = (field: string, v: unknown): void => {
+    if (typeof v !== 'string' || !UUID.test(v)) fail(field, v, 'a UUID of 16 uppercase hex digits');
+  };
+  const uuids = (field: string, v: unknown): void => {
+    if (!Array.isArray(v) || !v.length) return fail(field, v, 'a non-empty array of UUIDs');
+    v.forEach((u, i) => uuid(`${field}[${i}]`, u));
+  };
+  str('device', s.device);
+  str('peer', s.peer);
+  if (typeof s.startedAt !== 'string' || Number.isNaN(Date.parse(s.startedAt))) fail('startedAt', s.startedAt, 'an ISO date');
+  uuid('localCurrent', s.localCurrent);
+  uuid('peerCurrent', s.peerCurrent);
+  uuid('commonBitmap', s.commonBitmap);
+  if (!['none', 'prefer-local', 'prefer-peer'].includes(s.policy as string)) fail('policy', s.policy, "'none', 'prefer-local' or 'prefer-peer'");
+  if (s.archive !== null && (typeof s.archive !== 'string' || !s.archive)) fail('archive', s.archive, 'null or a folder path');
+  if (s.phase !== 'transfer' && s.phase !== 'finalize') fail('phase', s.phase, "'transfer' or 'finalize'");
+  if (!isObject(s.doneBelow)) fail('doneBelow', s.doneBelow, 'an object with toPeer, toLocal and conflicts');
+  for (const lane of LANES) {
+    const v = (s.doneBelow as Record<string, unknown>)[lane];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) fail(`doneBelow.${lane}`, v, 'an integer offset from 0 to 2^53-1');
+  }
+  if (s.changes !== undefined) {
+    if (!isObject(s.changes)) fail('changes', s.changes, 'an object with local and peer digests');
+    for (const side of ['local', 'peer'] as const) {
+      const v = (s.changes as Record<string, unknown>)[side];
+      if (typeof v !== 'string' || !/^[0-9a-f]{32}$/.test(v)) fail(`changes.${side}`, v, 'a digest of 32 hex digits');
+    }
+  }
+  if (s.final !== undefined) {
+    if (!isObject(s.final)) fail('final', s.final, 'an object with current, localHistory and peerHistory');
+    const f = s.final as Record<string, unknown>;
+    uuid('final.current', f.current);
+    uuids('final.localHistory', f.localHistory);
+    uuids('final.peerHistory', f.peerHistory);
+  }
+  if (s.phase === 'finalize' && s.final === undefined) fail('final', undefined, "the finalize phase's chosen UUIDs");
+  return s as unknown as JournalState;
 }

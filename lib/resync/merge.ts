@@ -210,7 +210,7 @@ export class Merge extends EventEmitter {
           const below = end(batch[batch.length - 1]);
           const covered = batchesDone;
           durable = durable.then(() => dst.flush()).then(() => {
-            j.progress(lane, below, 0);
+            j.progress(lane, below);
             this.journaledBatches[lane] = covered;
             failpoint('after-journaled-batches', this.journaledBatches.toPeer + this.journaledBatches.toLocal + this.journaledBatches.conflicts);
           });
@@ -222,7 +222,7 @@ export class Merge extends EventEmitter {
     });
     await durable;
     await dst.flush();
-    j.progress(lane, Number.MAX_SAFE_INTEGER, 0);
+    j.progress(lane, Number.MAX_SAFE_INTEGER);
     return moved;
   }
 

@@ -69,8 +69,6 @@ export function attrMap(attrs: Attr[]): Map<number, Buffer> {
 
 export const attrU16 = (b: Buffer): number => b.readUInt16LE(0);
 export const attrU32 = (b: Buffer): number => b.readUInt32LE(0);
-export const attrS32 = (b: Buffer): number => b.readInt32LE(0);
-export const attrU64 = (b: Buffer): bigint => b.readBigUInt64LE(0);
 /** NUL-terminated string attribute. */
 export function attrString(b: Buffer): string {
   const nul = b.indexOf(0);
