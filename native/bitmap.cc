@@ -81,10 +81,9 @@ class BitmapScanWorker : public PromiseWorker {
 };
 
 Napi::Value BitmapScan(const Napi::CallbackInfo& info) {
-  ScanJob j{static_cast<int>(ArgInt(info, 0)), ArgString(info, 1), static_cast<uint64_t>(ArgInt(info, 2)),
-            static_cast<uint32_t>(ArgInt(info, 3)), static_cast<uint32_t>(ArgInt(info, 4)),
-            static_cast<uint64_t>(ArgInt(info, 5)), static_cast<uint64_t>(ArgInt(info, 6)),
-            static_cast<uint64_t>(ArgInt(info, 7))};
+  ScanJob j{static_cast<int>(ArgUint(info, 0, "fd", INT32_MAX)), ArgString(info, 1), ArgUint(info, 2, "areaOffset"),
+            static_cast<uint32_t>(ArgUint(info, 3, "maxPeers", UINT32_MAX)), static_cast<uint32_t>(ArgUint(info, 4, "slot", UINT32_MAX)),
+            ArgUint(info, 5, "firstWord"), ArgUint(info, 6, "nWords"), ArgUint(info, 7, "nBits")};
   if (j.maxPeers < 1 || j.maxPeers > 32 || j.slot >= j.maxPeers || j.firstWord % 1024 != 0)
     throw Napi::RangeError::New(info.Env(), "bitmapScan: bad slot geometry");
   return Start(new BitmapScanWorker(info.Env(), std::move(j)));

@@ -180,7 +180,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
 
 template <typename W>
 Napi::Value FdOp(const Napi::CallbackInfo& info, const char* name) {
-  return Start(new W(info.Env(), name, static_cast<int>(ArgInt(info, 0)), ArgString(info, 1)));
+  return Start(new W(info.Env(), name, static_cast<int>(ArgUint(info, 0, "fd", INT32_MAX)), ArgString(info, 1)));
 }
 
 // The TS layer validates; this keeps a misused binding from touching memory
@@ -188,8 +188,8 @@ Napi::Value FdOp(const Napi::CallbackInfo& info, const char* name) {
 Napi::Buffer<uint8_t> ArgBufferRange(const Napi::CallbackInfo& info, size_t i) {
   if (!info[i].IsBuffer()) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a Buffer");
   auto buf = info[i].As<Napi::Buffer<uint8_t>>();
-  const int64_t off = ArgInt(info, i + 1), len = ArgInt(info, i + 2);
-  if (off < 0 || len < 0 || static_cast<uint64_t>(off + len) > buf.Length())
+  const uint64_t off = ArgUint(info, i + 1, "bufferOffset"), len = ArgUint(info, i + 2, "length");
+  if (off + len > buf.Length())
     throw Napi::RangeError::New(info.Env(), "buffer range [" + std::to_string(off) + ", " + std::to_string(len) +
                                                 "] is outside a buffer of " + std::to_string(buf.Length()) + " bytes");
   return buf;
@@ -198,9 +198,9 @@ Napi::Buffer<uint8_t> ArgBufferRange(const Napi::CallbackInfo& info, size_t i) {
 // read(fd, path, buffer, bufferOffset, length, position) -> bytesRead
 Napi::Value Read(const Napi::CallbackInfo& info) {
   auto buf = ArgBufferRange(info, 2);
-  auto* w = new ReadWorker(info.Env(), static_cast<int>(ArgInt(info, 0)), ArgString(info, 1),
-                           buf.Data() + ArgInt(info, 3), static_cast<size_t>(ArgInt(info, 4)),
-                           static_cast<uint64_t>(ArgInt(info, 5)));
+  auto* w = new ReadWorker(info.Env(), static_cast<int>(ArgUint(info, 0, "fd", INT32_MAX)), ArgString(info, 1),
+                           buf.Data() + ArgUint(info, 3), static_cast<size_t>(ArgUint(info, 4)),
+                           ArgUint(info, 5, "position"));
   w->Keep("buffer", buf);
   return Start(w);
 }
@@ -208,9 +208,9 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
 // write(fd, path, buffer, bufferOffset, length, position)
 Napi::Value Write(const Napi::CallbackInfo& info) {
   auto buf = ArgBufferRange(info, 2);
-  auto* w = new WriteWorker(info.Env(), static_cast<int>(ArgInt(info, 0)), ArgString(info, 1),
-                            buf.Data() + ArgInt(info, 3), static_cast<size_t>(ArgInt(info, 4)),
-                            static_cast<uint64_t>(ArgInt(info, 5)));
+  auto* w = new WriteWorker(info.Env(), static_cast<int>(ArgUint(info, 0, "fd", INT32_MAX)), ArgString(info, 1),
+                            buf.Data() + ArgUint(info, 3), static_cast<size_t>(ArgUint(info, 4)),
+                            ArgUint(info, 5, "position"));
   w->Keep("buffer", buf);
   return Start(w);
 }
@@ -218,9 +218,8 @@ Napi::Value Write(const Napi::CallbackInfo& info) {
 // discard(fd, path, offset, length) / zeroOut(fd, path, offset, length)
 Napi::Value RangeOp(const Napi::CallbackInfo& info, bool zero) {
   return Start(new RangeWorker(info.Env(), zero ? "bisync:zeroOut" : "bisync:discard",
-                               static_cast<int>(ArgInt(info, 0)), ArgString(info, 1),
-                               static_cast<uint64_t>(ArgInt(info, 2)),
-                               static_cast<uint64_t>(ArgInt(info, 3)), zero));
+                               static_cast<int>(ArgUint(info, 0, "fd", INT32_MAX)), ArgString(info, 1),
+                               ArgUint(info, 2, "offset"), ArgUint(info, 3, "length"), zero));
 }
 
 }  // namespace

@@ -54,9 +54,18 @@ inline Napi::Value Start(PromiseWorker* w) {
   return p;
 }
 
-// Argument helpers: the TS layer validates; these only guard against misuse.
+// Argument helpers: the TS layer validates; these keep a misused binding from
+// casting a double it cannot hold exactly. Errors name the argument (`name`,
+// else its position): TypeError for a non-number, RangeError for a
+// non-integer, a negative value where none is allowed, or beyond 2^53 / max.
+constexpr double kMaxSafeInt = 9007199254740992.0;  // 2^53
+constexpr uint64_t kMaxSafeUint = 9007199254740992ULL;
 std::string ArgString(const Napi::CallbackInfo& info, size_t i);
-int64_t ArgInt(const Napi::CallbackInfo& info, size_t i);
+int64_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* name = nullptr);
+uint64_t ArgUint(const Napi::CallbackInfo& info, size_t i, const char* name = nullptr, uint64_t max = kMaxSafeUint);
+int64_t CheckedInt(Napi::Env env, double d, const std::string& what);
+uint64_t CheckedUint(Napi::Env env, double d, const std::string& what, uint64_t max = kMaxSafeUint);
+std::string FormatDouble(double d);
 bool ArgBool(const Napi::CallbackInfo& info, size_t i);
 
 }  // namespace bisync

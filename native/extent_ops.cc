@@ -24,12 +24,25 @@ struct Extent {
   uint64_t off, len;
 };
 
+// Every offset and length is checked before the cast: a non-integer, negative
+// or beyond-2^53 double (or an odd-length array) is a RangeError naming it.
 std::vector<Extent> ArgExtents(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "extents must be a Float64Array");
+  const Napi::Env env = info.Env();
+  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw Napi::TypeError::New(env, "extents (argument " + std::to_string(i) + ") must be a Float64Array");
   auto a = info[i].As<Napi::Float64Array>();
+  if (a.ElementLength() % 2)
+    throw Napi::RangeError::New(env, "extents (argument " + std::to_string(i) + ") must hold [offset, length] pairs, got " +
+                                         std::to_string(a.ElementLength()) + " numbers");
   std::vector<Extent> v(a.ElementLength() / 2);
-  for (size_t k = 0; k < v.size(); k++)
-    v[k] = {static_cast<uint64_t>(a[2 * k]), static_cast<uint64_t>(a[2 * k + 1])};
+  for (size_t k = 0; k < v.size(); k++) {
+    const std::string at = "extents[" + std::to_string(k) + "]";
+    const uint64_t off = CheckedUint(env, a[2 * k], at + " offset");
+    const uint64_t len = CheckedUint(env, a[2 * k + 1], at + " length");
+    if (off + len > kMaxSafeUint)
+      throw Napi::RangeError::New(env, at + " ends at " + std::to_string(off + len) + ", beyond 2^53");
+    v[k] = {off, len};
+  }
   return v;
 }
 
@@ -110,7 +123,7 @@ bool ForEachChunk(const std::vector<Extent>& extents, uint32_t blockSize, Fn fn)
 }
 
 Side MakeSide(const Napi::CallbackInfo& info, size_t i) {
-  return Side{static_cast<int>(ArgInt(info, i)), ArgString(info, i + 1)};
+  return Side{static_cast<int>(ArgUint(info, i, "fd", INT32_MAX)), ArgString(info, i + 1)};
 }
 
 // The TS layer validates block sizes; this only keeps memory safe.
@@ -241,12 +254,12 @@ class GatherScatterWorker : public PromiseWorker {
 
 Napi::Value Hash(const Napi::CallbackInfo& info) {
   return Start(new HashWorker(info.Env(), MakeSide(info, 0), ArgExtents(info, 2),
-                              static_cast<uint32_t>(ArgInt(info, 3))));
+                              static_cast<uint32_t>(ArgUint(info, 3, "blockSize", UINT32_MAX))));
 }
 
 Napi::Value Compare(const Napi::CallbackInfo& info) {
   return Start(new CompareWorker(info.Env(), MakeSide(info, 0), MakeSide(info, 2), ArgExtents(info, 4),
-                                 static_cast<uint32_t>(ArgInt(info, 5))));
+                                 static_cast<uint32_t>(ArgUint(info, 5, "blockSize", UINT32_MAX))));
 }
 
 Napi::Value Copy(const Napi::CallbackInfo& info) {

@@ -1,0 +1,75 @@
+// The addon's own argument checks: a JS number is a double, and casting one
+// the addon cannot hold exactly (1.5, -4096, 2^53 + 2, NaN) to an integer
+// would silently read or write somewhere else. Each is refused with a
+// RangeError (TypeError for a non-number) that names the argument.
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { native } from '../../lib/native/binding';
+import { tmpDir } from '../helpers/env';
+
+const nb = native as typeof native & {
+  bitmapScan(fd: number, path: string, areaOffset: number, maxPeers: number, slot: number, firstWord: number, nWords: number, nBits: number): Promise<unknown>;
+};
+
+describe('native arguments: no unchecked double → integer casts', () => {
+  let dir = '';
+  let file = '';
+  let fd = -1;
+  before(async () => {
+    dir = tmpDir('bisync-native-args-');
+    file = path.join(dir, 'dev.img');
+    fs.writeFileSync(file, Buffer.alloc(1 << 20));
+    fd = (await native.open(file, true, false, false)).fd;
+  });
+  after(async () => {
+    await native.close(fd, file);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const rejects = (call: () => Promise<unknown>, type: ErrorConstructor, message: RegExp) => assert.rejects(async () => call(), (e: Error) => {
+    assert.ok(e instanceof type, `${e.constructor.name}: ${e.message}`);
+    assert.match(e.message, message);
+    return true;
+  });
+  const ext = (...v: number[]) => new Float64Array(v);
+
+  const EXTENT_CASES: Array<[string, Float64Array, RegExp]> = [
+    ['a fractional offset', ext(1.5, 4096), /extents\[0\] offset must be an integer within \+-2\^53, got 1.5/],
+    ['a negative length', ext(0, 4096, 8192, -4096), /extents\[1\] length must be an integer from 0 to 9007199254740992, got -4096/],
+    ['an offset beyond 2^53', ext(2 ** 53 + 2, 4096), /extents\[0\] offset must be an integer within \+-2\^53, got 9007199254740994/],
+    ['NaN', ext(NaN, 4096), /extents\[0\] offset must be an integer within \+-2\^53, got nan/i],
+    ['an extent ending beyond 2^53', ext(2 ** 53 - 4096, 8192), /extents\[0\] ends at 9007199254745088, beyond 2\^53/],
+    ['an odd number of values', ext(0, 4096, 8192), /extents \(argument 2\) must hold \[offset, length\] pairs, got 3 numbers/],
+  ];
+  for (const [what, extents, message] of EXTENT_CASES) {
+    it(`hash, gather and copy refuse ${what}`, async () => {
+      await rejects(() => native.hash(fd, file, extents, 4096), RangeError, message);
+      const total = Array.from(extents).filter((_, i) => i % 2 === 1).reduce((s, n) => s + (Number.isFinite(n) && n > 0 ? n : 0), 0);
+      await rejects(() => native.gather(fd, file, extents, Buffer.alloc(total)), RangeError, message);
+      await rejects(() => native.copy(fd, file, fd, file, extents), RangeError, new RegExp(message.source.replace('argument 2', 'argument 4')));
+    });
+  }
+
+  it('extents must be a Float64Array', async () => {
+    await rejects(() => native.hash(fd, file, new Uint32Array([0, 4096]) as unknown as Float64Array, 4096), TypeError, /extents \(argument 2\) must be a Float64Array/);
+  });
+
+  it('block sizes, descriptors, buffer ranges and positions are checked too', async () => {
+    await rejects(() => native.hash(fd, file, ext(0, 4096), 4096.5), RangeError, /blockSize \(argument 3\) must be an integer/);
+    await rejects(() => native.hash(fd + 0.5, file, ext(0, 4096), 4096), RangeError, /fd \(argument 0\) must be an integer/);
+    await rejects(() => native.hash('3' as unknown as number, file, ext(0, 4096), 4096), TypeError, /fd \(argument 0\) must be a number/);
+    const buf = Buffer.alloc(8192);
+    await rejects(() => native.read(fd, file, buf, 0.5, 4096, 0), RangeError, /bufferOffset \(argument 3\) must be an integer/);
+    await rejects(() => native.read(fd, file, buf, 0, -1, 0), RangeError, /length \(argument 4\) must be an integer from 0/);
+    await rejects(() => native.write(fd, file, buf, 0, 4096, -4096), RangeError, /position \(argument 5\) must be an integer from 0 to 9007199254740992, got -4096/);
+    await rejects(() => native.write(fd, file, buf, 0, 4096, 2 ** 64), RangeError, /position \(argument 5\) must be an integer within \+-2\^53, got 1.8446744073709552e\+19/);
+    await rejects(() => native.discard(fd, file, 0.25, 4096), RangeError, /offset \(argument 2\) must be an integer/);
+    await rejects(() => nb.bitmapScan(fd, file, -4096, 1, 0, 0, 1, 64), RangeError, /areaOffset \(argument 2\) must be an integer from 0/);
+  });
+
+  it('still accepts valid integers up to the device end', async () => {
+    const h = await native.hash(fd, file, ext(0, 4096, (1 << 20) - 4096, 4096), 4096);
+    assert.equal(h.digests.length, 32);
+  });
+});
