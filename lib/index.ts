@@ -37,10 +37,10 @@ export type { LocalEndpointOptions } from './resync/local-endpoint';
 export { Merge, merge } from './resync/merge';
 export type { ConflictPolicy, MergeOptions, MergeOutcome, MergeProgress, MergeReport, VerifyMode } from './resync/merge';
 export { defaultJournalPath } from './resync/journal';
-export { restoreArchive } from './resync/restore';
-export type { RestoreOptions, RestoreReport } from './resync/restore';
+export { archiveMerges, restoreArchive } from './resync/restore';
+export type { ArchivedMerge, RestoreOptions, RestoreReport } from './resync/restore';
 export { readArchiveIndex } from './resync/archive';
-export type { ArchiveEntry } from './resync/archive';
+export type { ArchiveEntry, MergeIdentity } from './resync/archive';
 
 // Moving blocks between nodes.
 export * from './transport';
