@@ -104,7 +104,7 @@ export class FramedConnection {
   }
 
   /** Sends one frame. Resolves once it is handed to the socket (waits while the socket is backed up). */
-  async send(type: FrameTypeValue, id: number, json: unknown, parts: readonly Buffer[] = [], opts: { compress?: boolean } = {}): Promise<void> {
+  async send(type: FrameTypeValue, id: number, json: unknown, parts: readonly Buffer[] = [], opts: { compress?: boolean; metered?: boolean } = {}): Promise<void> {
     this.checkOpen();
     let rawBytes = 0;
     for (const p of parts) rawBytes += p.length;
@@ -118,7 +118,7 @@ export class FramedConnection {
         flags = FLAG_ZSTD;
       }
     }
-    if (this.rate && rawBytes > 0) await this.rate.take(rawBytes);
+    if (this.rate && rawBytes > 0 && opts.metered !== false) await this.rate.take(rawBytes);
     this.checkOpen();
     const jsonBuf = json === undefined ? EMPTY : Buffer.from(JSON.stringify(json));
     const checksum = nb.hashBuffers([jsonBuf, ...wire]);
