@@ -373,8 +373,8 @@ function openTcp(host: string, port: number, label: string, signal: AbortSignal)
   });
 }
 
-/** Opens data stream `index`: TCP, TLS-PSK handshake naming the bulk ALPN, then the sealed hello with the session token. */
-async function openStream(o: ConnectPeerOptions, label: string, token: string, index: number): Promise<BulkStream> {
+/** @internal Opens data stream `index`: TCP, TLS-PSK handshake naming the bulk ALPN, then the sealed hello with the session token. */
+export async function openStream(o: ConnectPeerOptions, label: string, token: string, index: number): Promise<BulkStream> {
   const signal = AbortSignal.timeout(o.connectTimeoutMs ?? 15_000);
   const raw = await openTcp(o.host, o.port, label, signal);
   const sock = await startTls(raw, o, label, signal, BULK_ALPN);

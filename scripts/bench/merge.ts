@@ -2,7 +2,7 @@
 // `drbd-bisync copy` of the same extents on one host, bytes on the wire
 // against the bytes that must move, and `plan` of two 1 TiB devices.
 // Needs root, losetup, ip and drbdmeta; devices live in /dev/shm.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -76,6 +76,54 @@ async function mergeAcrossNamespaces(dir: string): Promise<BenchRow[]> {
   }
 }
 
+/**
+ * The whole merge as an operator sees it: two 64 GiB devices, 0.1 % of the
+ * blocks changed on each node in scattered 4 KiB blocks, `merge` across the
+ * namespaces from process start to exit (plan, transfer, verify, finalize),
+ * against dd reading both whole devices at once: the least a tool that
+ * hashes every block would spend.
+ */
+async function endToEnd(dir: string): Promise<BenchRow[]> {
+  const size = 64 * GiB;
+  const net = createNetnsPair('10.231.10');
+  const devices: string[] = [];
+  try {
+    const [local, peer] = [loop(path.join(dir, 'e-local.img'), size), loop(path.join(dir, 'e-peer.img'), size)];
+    devices.push(local, peer);
+    const blocks = Math.floor(size / 4096 / 1000); // 0.1 % of the blocks on each node
+    const data = size - 256 * MiB; // clear of the internal meta-data at the end
+    const a = spreadRanges(data, blocks, 4096);
+    const taken = new Set(a.map(([o]) => o));
+    const b = spreadRanges(data, blocks, 4096).filter(([o]) => !taken.has(o));
+    makePair(local, peer, splitBrainStates(a, b));
+    const t = process.hrtime.bigint();
+    await Promise.all([local, peer].map((d) => new Promise<void>((resolve, reject) => {
+      const p = spawn('dd', [`if=${d}`, 'of=/dev/null', 'bs=4M', 'iflag=direct'], { stdio: 'ignore' });
+      p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`dd ${d} exited ${code}`))));
+    })));
+    const dd = Number(process.hrtime.bigint() - t) / 1e9;
+    const psk = path.join(dir, 'psk-e');
+    fs.writeFileSync(psk, randomBytes(32).toString('hex'), { mode: 0o600 });
+    const agent = await startServe(CLI, { device: peer, listen: `${net.b.address}:0`, pskFile: psk, once: true, netns: net.b.ns });
+    const m = timed(['merge', '--device', local, '--peer', `${net.b.address}:${agent.port}`, '--psk-file', psk, '--yes', '--json', '--journal', path.join(dir, 'journal-e.json')], ['ip', 'netns', 'exec', net.a.ns]);
+    agent.proc.kill();
+    const doc = JSON.parse(m.stdout) as { outcome: string; movedToPeerBytes: number; movedToLocalBytes: number };
+    if (doc.outcome !== 'merged') throw new Error(`end-to-end merge said ${doc.outcome}`);
+    const moved = doc.movedToPeerBytes + doc.movedToLocalBytes;
+    return [{
+      area: 'merge',
+      measure: `end to end: merge of two 64 GiB devices, 0.1 % of blocks changed on each node (scattered 4 KiB), across netns, process start to exit (${(moved / MiB).toFixed(0)} MiB moved)`,
+      ours: `${m.seconds.toFixed(2)} s (ratio to dd: ${(m.seconds / dd).toFixed(3)})`,
+      limit: `dd reading both whole devices at once: ${dd.toFixed(2)} s (${mbps(2 * size, dd)})`,
+      target: 'ratio printed',
+      met: null,
+    }];
+  } finally {
+    for (const d of devices) spawnSync('losetup', ['-d', d]);
+    net.destroy();
+  }
+}
+
 /** plan of two 1 TiB sparse devices with 1 % of their blocks changed in scattered runs. */
 function planHuge(dir: string): BenchRow[] {
   const size = 2 ** 40;
@@ -101,7 +149,7 @@ export async function run(): Promise<BenchRow[]> {
   if (why) return [{ area: 'merge', measure: 'merge and plan benchmarks', ours: `skipped: ${why}`, limit: '-', target: '-', met: null }];
   const dir = fs.mkdtempSync('/dev/shm/bisync-bench-merge-');
   try {
-    return [...(await mergeAcrossNamespaces(dir)), ...planHuge(dir)];
+    return [...(await mergeAcrossNamespaces(dir)), ...(await endToEnd(dir)), ...planHuge(dir)];
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
