@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -107,6 +108,28 @@ void Nonce(uint64_t seq, uint8_t out[12]) {
   for (int i = 0; i < 8; i++) out[4 + i] = static_cast<uint8_t>(seq >> (56 - 8 * i));
 }
 
+// CPU seconds this thread spent in each part of a batch, so a benchmark can
+// say where the time goes (the JS side adds these up per stream).
+enum Phase { kRead, kCrypt, kNet, kWrite, kZstd, kPhases };
+const char* const kPhaseNames[kPhases] = {"read", "crypto", "socket", "write", "zstd"};
+
+double ThreadCpu() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Charges the CPU time of its scope to one phase.
+class Charge {
+ public:
+  Charge(double* sink) : sink_(sink), t0_(ThreadCpu()) {}
+  ~Charge() { *sink_ += ThreadCpu() - t0_; }
+
+ private:
+  double* sink_;
+  double t0_;
+};
+
 // What every call knows: the socket, the key and sequence number of this
 // record, the id JS expects in it, and where errors go.
 struct Record {
@@ -120,6 +143,7 @@ class Op {
  public:
   virtual ~Op() { EVP_CIPHER_CTX_free(ctx_); }
   uint64_t wire = 0;
+  double cpu[kPhases] = {};
 
  protected:
   explicit Op(const Record& r) : r_(r) {}
@@ -134,6 +158,7 @@ class Op {
   }
 
   bool SendAll(const uint8_t* p, size_t n) {
+    Charge c(&cpu[kNet]);
     while (n) {
       ssize_t k = send(r_.sock, p, n, MSG_NOSIGNAL);
       if (k < 0 && errno == EINTR) continue;
@@ -146,6 +171,7 @@ class Op {
   }
 
   bool RecvAll(uint8_t* p, size_t n) {
+    Charge c(&cpu[kNet]);
     while (n) {
       ssize_t k = recv(r_.sock, p, n, MSG_WAITALL);
       if (k < 0 && errno == EINTR) continue;
@@ -184,7 +210,10 @@ class Op {
     if (!Init(true, h) || !SendAll(h, kHeader)) return false;
     for (size_t done = 0; done < n;) {
       int k = static_cast<int>(std::min(kSlice, n - done)), outl = 0;
-      if (!EVP_EncryptUpdate(ctx_, p + done, &outl, p + done, k) || outl != k) return Fail(EPROTO, "EVP_EncryptUpdate");
+      {
+        Charge c(&cpu[kCrypt]);
+        if (!EVP_EncryptUpdate(ctx_, p + done, &outl, p + done, k) || outl != k) return Fail(EPROTO, "EVP_EncryptUpdate");
+      }
       if (!SendAll(p + done, static_cast<size_t>(k))) return false;
       done += static_cast<size_t>(k);
     }
@@ -217,6 +246,7 @@ class Op {
     for (size_t done = 0; done < n;) {
       int k = static_cast<int>(std::min(kSlice, n - done)), outl = 0;
       if (!RecvAll(p + done, static_cast<size_t>(k))) return false;
+      Charge c(&cpu[kCrypt]);
       if (!EVP_DecryptUpdate(ctx_, p + done, &outl, p + done, k) || outl != k) return Fail(EPROTO, "EVP_DecryptUpdate");
       done += static_cast<size_t>(k);
     }
@@ -320,6 +350,9 @@ class Call : public Op {
   virtual Napi::Value Result(Napi::Env env) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("wire", Napi::Number::New(env, static_cast<double>(wire)));
+    Napi::Object t = Napi::Object::New(env);
+    for (int i = 0; i < kPhases; i++) t.Set(kPhaseNames[i], Napi::Number::New(env, cpu[i]));
+    o.Set("cpu", t);
     return o;
   }
 
@@ -351,12 +384,19 @@ class SendExtents : public Call {
     if (total > kMaxRecord) return Fail(EINVAL, "bulk send", "batch of " + std::to_string(total) + " bytes exceeds 1 GiB");
     PooledBuffer buf;
     if (!buf.Get(total + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
-    if (!GatherInto(d_, buf.data(), &err_)) return false;
+    {
+      Charge c(&cpu[kRead]);
+      if (!GatherInto(d_, buf.data(), &err_)) return false;
+    }
     if (level_ > 0 && total >= 4096) {
       PooledBuffer z;
       const size_t bound = ZSTD_compressBound(total);
       if (!z.Get(bound)) return Fail(ENOMEM, "posix_memalign");
-      size_t n = ZSTD_compress(z.data(), bound, buf.data(), total, level_);
+      size_t n;
+      {
+        Charge c(&cpu[kZstd]);
+        n = ZSTD_compress(z.data(), bound, buf.data(), total, level_);
+      }
       if (ZSTD_isError(n)) return Fail(EPROTO, "ZSTD_compress", ZSTD_getErrorName(n));
       if (n < total) return SealAndSend(kDataZstd, z.data(), n, static_cast<uint32_t>(total));
     }
@@ -381,11 +421,19 @@ class RecvExtents : public Call {
     PooledBuffer buf;
     if (!buf.Get(n + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
     if (!RecvAndOpen(h, buf.data(), n)) return false;
-    if (kind == kData) return ScatterFrom(d_, buf.data(), &err_);
+    if (kind == kData) {
+      Charge c(&cpu[kWrite]);
+      return ScatterFrom(d_, buf.data(), &err_);
+    }
     PooledBuffer plain;
     if (!plain.Get(total + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
-    size_t got = ZSTD_decompress(plain.data(), total, buf.data(), n);
+    size_t got;
+    {
+      Charge c(&cpu[kZstd]);
+      got = ZSTD_decompress(plain.data(), total, buf.data(), n);
+    }
     if (ZSTD_isError(got) || got != total) return Fail(EPROTO, "ZSTD_decompress", ZSTD_isError(got) ? ZSTD_getErrorName(got) : "size differs from the header's");
+    Charge c(&cpu[kWrite]);
     return ScatterFrom(d_, plain.data(), &err_);
   }
 

@@ -10,7 +10,7 @@ import type { BlockDevice } from '../device/block-device';
 import { BisyncError, ErrorCode } from '../device/errors';
 import type { Extent } from '../device/extent';
 import type { MetadataUpdate } from '../drbd/types';
-import { BULK_ALPN, BulkStream, deviceOf, quiesce } from './bulk';
+import { BULK_ALPN, BulkStream, deviceOf, quiesce, withStreams } from './bulk';
 import { FramedConnection, TransferStats } from './connection';
 import type { Endpoint } from './endpoint';
 import { AgentHello, FEATURES, RequestJson, checkClientHello, checkRequest, errorToJson } from './protocol';
@@ -298,7 +298,7 @@ class Session {
       for (const st of this.streams.values()) st.close();
       // Calls already running finish before another session may start.
       await Promise.allSettled([...this.inFlight]);
-      if (this.info) this.agent.emitSession('session-end', { ...this.info, error, reason: error?.message ?? null, stats: this.conn.stats(), requests: this.requests });
+      if (this.info) this.agent.emitSession('session-end', { ...this.info, error, reason: error?.message ?? null, stats: withStreams(this.conn.stats(), this.streams.values()), requests: this.requests });
       this.onEnd();
     })();
     await this.ended;

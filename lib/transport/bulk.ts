@@ -21,7 +21,7 @@ import { BlockDevice } from '../device/block-device';
 import { BisyncError, ErrorCode } from '../device/errors';
 import { Extent, toFlat } from '../device/extent';
 import { native } from '../native/binding';
-import { connectionError } from './connection';
+import { TransferStats, connectionError } from './connection';
 import type { TokenBucket } from './rate-limit';
 
 /** The ALPN name a data stream's TLS handshake carries: the agent tells streams from control connections by it. */
@@ -32,14 +32,27 @@ const RECORDS_PER_KEY = 2 ** 20;
 /** Largest stream hello or answer. */
 const MAX_MESSAGE = 4096;
 
+/** CPU seconds the native threads of the data streams spent, by part of the work. */
+export interface StreamCpu {
+  read: number;
+  crypto: number;
+  socket: number;
+  write: number;
+  zstd: number;
+}
+interface NativeResult {
+  wire: number;
+  cpu: StreamCpu;
+}
+
 interface NativeBulk {
   adopt(fd: number): number;
   shutdown(fd: number): void;
   close(fd: number): void;
-  sendExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, level: number): Promise<{ wire: number }>;
-  recvExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array): Promise<{ wire: number }>;
-  sendMessage(sock: number, key: Buffer, seq: number, id: number, message: Buffer): Promise<{ wire: number }>;
-  recvMessage(sock: number, key: Buffer, seq: number, id: number, maxBytes: number): Promise<{ wire: number; message: Buffer }>;
+  sendExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, level: number): Promise<NativeResult>;
+  recvExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array): Promise<NativeResult>;
+  sendMessage(sock: number, key: Buffer, seq: number, id: number, message: Buffer): Promise<NativeResult>;
+  recvMessage(sock: number, key: Buffer, seq: number, id: number, maxBytes: number): Promise<NativeResult & { message: Buffer }>;
 }
 const nb = (native as unknown as { bulk: NativeBulk }).bulk;
 
@@ -109,6 +122,7 @@ export class BulkStream {
   wireReceived = 0;
   payloadSent = 0;
   payloadReceived = 0;
+  readonly cpu: StreamCpu = { read: 0, crypto: 0, socket: 0, write: 0, zstd: 0 };
   private readonly out: Lane;
   private readonly in: Lane;
   private broken: Error | null = null;
@@ -144,13 +158,13 @@ export class BulkStream {
   /** Sends a small sealed message (the stream hello and its answer). */
   sendMessage(id: number, message: Buffer): Promise<void> {
     return this.run(this.out, async (key, seq) => {
-      this.wireSent += (await nb.sendMessage(this.fd, key, seq, id, message)).wire;
+      this.wireSent += this.count(await nb.sendMessage(this.fd, key, seq, id, message)).wire;
     });
   }
 
   recvMessage(id: number): Promise<Buffer> {
     return this.run(this.in, async (key, seq) => {
-      const r = await nb.recvMessage(this.fd, key, seq, id, MAX_MESSAGE);
+      const r = this.count(await nb.recvMessage(this.fd, key, seq, id, MAX_MESSAGE));
       this.wireReceived += r.wire;
       return r.message;
     });
@@ -161,7 +175,7 @@ export class BulkStream {
     device.checkBatch(extents, 'gather');
     return this.run(this.out, async (key, seq) => {
       if (rate) await rate.take(bytes);
-      const r = await device.track(nb.sendExtents(this.fd, key, seq, id, device.handle('gather'), device.path, toFlat(extents), level));
+      const r = this.count(await device.track(nb.sendExtents(this.fd, key, seq, id, device.handle('gather'), device.path, toFlat(extents), level)));
       this.wireSent += r.wire;
       this.payloadSent += bytes;
     });
@@ -171,10 +185,15 @@ export class BulkStream {
   recv(id: number, device: BlockDevice, extents: Extent[], bytes: number): Promise<void> {
     device.checkBatch(extents, 'scatter');
     return this.run(this.in, async (key, seq) => {
-      const r = await device.track(nb.recvExtents(this.fd, key, seq, id, device.handle('scatter'), device.path, toFlat(extents)));
+      const r = this.count(await device.track(nb.recvExtents(this.fd, key, seq, id, device.handle('scatter'), device.path, toFlat(extents))));
       this.wireReceived += r.wire;
       this.payloadReceived += bytes;
     });
+  }
+
+  private count<T extends NativeResult>(r: T): T {
+    for (const k of Object.keys(this.cpu) as Array<keyof StreamCpu>) this.cpu[k] += r.cpu[k];
+    return r;
   }
 
   /** Wakes every blocked call (they fail) and closes the socket once none is left. */
@@ -214,6 +233,20 @@ export class BulkStream {
       this.fd = -1;
     }
   }
+}
+
+/** Adds the data streams' bytes and native CPU to a connection's stats. */
+export function withStreams(s: TransferStats, streams: Iterable<BulkStream>): TransferStats {
+  for (const st of streams) {
+    s.wireBytesSent += st.wireSent;
+    s.wireBytesReceived += st.wireReceived;
+    s.payloadBytesSent += st.payloadSent;
+    s.payloadBytesReceived += st.payloadReceived;
+    s.dataStreams ??= { count: 0, cpu: { read: 0, crypto: 0, socket: 0, write: 0, zstd: 0 } };
+    s.dataStreams.count++;
+    for (const k of Object.keys(st.cpu) as Array<keyof StreamCpu>) s.dataStreams.cpu[k] += st.cpu[k];
+  }
+  return s;
 }
 
 /** Native errors from a stream say which stream; a failed tag becomes a checksum error the caller can branch on. */

@@ -19,6 +19,8 @@ export interface TransferStats {
   /** Payload bytes (extents, block data, digests) before compression. */
   payloadBytesSent: number;
   payloadBytesReceived: number;
+  /** Data streams used (bytes above include theirs), and the CPU seconds their native threads spent, by part. */
+  dataStreams?: { count: number; cpu: { read: number; crypto: number; socket: number; write: number; zstd: number } };
 }
 
 export interface ConnectionHandlers {

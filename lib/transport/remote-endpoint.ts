@@ -8,7 +8,7 @@ import type { BlockDevice } from '../device/block-device';
 import { BisyncError, ErrorCode } from '../device/errors';
 import type { Extent } from '../device/extent';
 import type { MetadataReport, MetadataUpdate } from '../drbd/types';
-import { BULK_ALPN, BulkStream, checkStreams, defaultStreams, quiesce } from './bulk';
+import { BULK_ALPN, BulkStream, checkStreams, defaultStreams, quiesce, withStreams } from './bulk';
 import { FramedConnection, TransferStats, connectionError } from './connection';
 import type { BlockHashes, Endpoint, EndpointInfo } from './endpoint';
 import { AgentHello, ClientHello, Compression, FEATURES, Method, RequestJson, errorFromJson } from './protocol';
@@ -66,14 +66,7 @@ export class RemoteEndpoint implements Endpoint {
 
   /** Bytes of the control connection and every data stream together. */
   stats(): TransferStats {
-    const s = this.conn.stats();
-    for (const st of this.openStreams) {
-      s.wireBytesSent += st.wireSent;
-      s.wireBytesReceived += st.wireReceived;
-      s.payloadBytesSent += st.payloadSent;
-      s.payloadBytesReceived += st.payloadReceived;
-    }
-    return s;
+    return withStreams(this.conn.stats(), this.openStreams);
   }
 
   /** Data streams in use (0 until the first bulk transfer opens them, or when the agent offers none). */

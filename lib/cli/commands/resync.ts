@@ -7,7 +7,7 @@ import { LocalEndpoint } from '../../resync/local-endpoint';
 import { Merge, MergeProgress, MergeReport } from '../../resync/merge';
 import { defaultJournalPath } from '../../resync/journal';
 import { restoreArchive } from '../../resync/restore';
-import { ResyncAgent, connectPeer, readPskFile } from '../../transport';
+import { ResyncAgent, TransferStats, connectPeer, readPskFile } from '../../transport';
 import type { Endpoint } from '../../transport/endpoint';
 import { Exit, Progress, confirmWrite, formatBytes, parseSize, printJson, println, progressGroup, run } from '../output';
 
@@ -47,7 +47,7 @@ function metaIndex(v: string | undefined): number | 'flex' {
 }
 
 /** Opens this node's endpoint and the peer's (remote agent, or a second local device). */
-async function openPair(o: PeerOptions, write: boolean): Promise<{ local: LocalEndpoint; peer: Endpoint; label: string; wire?: () => Record<string, number> }> {
+async function openPair(o: PeerOptions, write: boolean): Promise<{ local: LocalEndpoint; peer: Endpoint; label: string; wire?: () => TransferStats }> {
   if (!!o.peer === !!o.peerDevice) throw new RangeError('give exactly one of --peer HOST:PORT and --peer-device PATH');
   const local = await LocalEndpoint.open(o.device, { write, metaDevice: o.metaDevice, metaIndex: metaIndex(o.metaIndex) });
   try {
