@@ -68,7 +68,7 @@ class BufferPool {
   void Give(sys::AlignedPtr p, size_t cap) {
     if (!p) return;
     std::lock_guard<std::mutex> g(mu_);
-    if (free_.size() < 16) free_.push_back({std::move(p), cap});
+    if (free_.size() < 8) free_.push_back({std::move(p), cap});
   }
 
  private:
