@@ -125,6 +125,24 @@ describe('transport: bulk data streams', function () {
     });
   }
 
+  it('holds the rate limit in each direction across all data streams together (order of magnitude)', async () => {
+    const s = await serve(randomBytes(SIZE));
+    const local = await LocalEndpoint.open(file(dir, 'local.img', randomBytes(SIZE)), { write: true, plain: true });
+    open.push(local);
+    const rate = 8 * MiB;
+    const remote = await connectPeer({ host: '127.0.0.1', port: s.port, psk: PSK, streams: 4, rateLimit: rate });
+    open.push(remote);
+    const t = performance.now();
+    // 16 MiB each way in 1 MiB batches spread over four streams: at 8 MiB/s, about 2 s, not 0.5 s.
+    await Promise.all([
+      transferExtents(local, remote, [[0, 16 * MiB]], { batchBytes: MiB }),
+      transferExtents(remote, local, [[32 * MiB, 16 * MiB]], { batchBytes: MiB }),
+    ]);
+    const seconds = (performance.now() - t) / 1000;
+    assert.equal(remote.streamCount, 4);
+    assert.ok(seconds >= 1.5 && seconds < 20, `16 MiB each way at 8 MiB/s took ${seconds.toFixed(2)} s`);
+  });
+
   it('keeps block data on the control connection with streams: 0', async () => {
     const s = await serve(randomBytes(SIZE));
     const local = await LocalEndpoint.open(file(dir, 'local.img', randomBytes(SIZE)), { write: true, plain: true });
