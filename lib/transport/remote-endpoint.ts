@@ -91,8 +91,9 @@ export class RemoteEndpoint implements Endpoint {
     const s = this.turn.out++ % streams.length;
     const bytes = totalLength(extents);
     const id = this.takeId();
-    const reply = this.call('bulkWrite', { n: extents.length, s }, [extentsToBuffer(extents)], false, id);
+    // The local half first: it validates the extents (and throws) before the agent waits for a record.
     const sent = streams[s].send(id, device, extents, bytes, this.conn.compressionLevel, this.conn.rate);
+    const reply = this.call('bulkWrite', { n: extents.length, s }, [extentsToBuffer(extents)], false, id);
     await settleBoth(reply, sent);
   }
 
