@@ -337,23 +337,29 @@ class Session {
       case 'bulkWrite':
       case 'bulkRead': {
         // Queued on the stream before any await: records follow the order of these requests.
-        const { stream, device, extents, bytes } = this.bulkCall(f, r);
-        if (r.m === 'bulkWrite') await stream.recv(f.id, device, extents, bytes);
-        else await stream.send(f.id, device, extents, bytes, this.conn.compressionLevel, this.conn.rate);
+        const stream = r.s === undefined ? undefined : this.streams.get(r.s);
+        if (!stream) throw protocolError(`${r.m} names data stream ${String(r.s)}, which this session does not have`);
+        let op: Promise<void>;
+        try {
+          const { device, extents, bytes } = this.bulkCall(f, r);
+          op = r.m === 'bulkWrite' ? stream.recv(f.id, device, extents, bytes) : stream.send(f.id, device, extents, bytes, this.conn.compressionLevel, this.conn.rate);
+        } catch (e) {
+          stream.close(); // the client's half of this record would wait for us forever
+          throw e;
+        }
+        await op;
         return {};
       }
     }
   }
 
-  private bulkCall(f: Frame, r: RequestJson): { stream: BulkStream; device: BlockDevice; extents: Extent[]; bytes: number } {
-    const stream = r.s === undefined ? undefined : this.streams.get(r.s);
-    if (!stream) throw protocolError(`${r.m} names data stream ${String(r.s)}, which this session does not have`);
+  private bulkCall(f: Frame, r: RequestJson): { device: BlockDevice; extents: Extent[]; bytes: number } {
     const device = deviceOf(this.endpoint);
     if (!device) throw protocolError(`${r.m}: this agent serves no device directly`);
     const extents = requestExtents(f, r);
     let bytes = 0;
     for (const e of extents) bytes += e[1];
-    return { stream, device, extents, bytes };
+    return { device, extents, bytes };
   }
 }
 

@@ -94,7 +94,7 @@ export class RemoteEndpoint implements Endpoint {
     // The local half first: it validates the extents (and throws) before the agent waits for a record.
     const sent = streams[s].send(id, device, extents, bytes, this.conn.compressionLevel, this.conn.rate);
     const reply = this.call('bulkWrite', { n: extents.length, s }, [extentsToBuffer(extents)], false, id);
-    await settleBoth(reply, sent);
+    await settleBoth(reply, sent, streams[s]);
   }
 
   /** Fetches extents of the agent's device into the same extents of a local device. */
@@ -105,7 +105,7 @@ export class RemoteEndpoint implements Endpoint {
     const id = this.takeId();
     const received = streams[s].recv(id, device, extents, totalLength(extents));
     const reply = this.call('bulkRead', { n: extents.length, s }, [extentsToBuffer(extents)], false, id);
-    await settleBoth(reply, received);
+    await settleBoth(reply, received, streams[s]);
   }
 
   /** Opens the data streams once, on first use; null when there are none to use. */
@@ -388,8 +388,13 @@ export async function openStream(o: ConnectPeerOptions, label: string, token: st
   }
 }
 
-/** Both halves of a bulk call must finish; the agent's own error explains more than a torn stream does. */
-async function settleBoth(reply: Promise<unknown>, local: Promise<void>): Promise<void> {
+/**
+ * Both halves of a bulk call must finish. A failed reply closes the stream, so
+ * a local half waiting on a record the agent will not send or read wakes up;
+ * the agent's own error explains more than the torn stream does.
+ */
+async function settleBoth(reply: Promise<unknown>, local: Promise<void>, stream: BulkStream): Promise<void> {
+  reply.catch(() => stream.close());
   const [r, l] = await Promise.allSettled([reply, local]);
   if (r.status === 'rejected') throw r.reason;
   if (l.status === 'rejected') throw l.reason;
