@@ -143,6 +143,17 @@ describe('transport: bulk data streams', function () {
     assert.ok(seconds >= 1.5 && seconds < 20, `16 MiB each way at 8 MiB/s took ${seconds.toFixed(2)} s`);
   });
 
+  it('fails a batch the agent refuses with the agent\'s error instead of hanging on the stream', async () => {
+    const s = await serve(randomBytes(SIZE / 4));
+    const local = await LocalEndpoint.open(file(dir, 'local.img', randomBytes(SIZE)), { write: true, plain: true });
+    open.push(local);
+    const remote = await connectPeer({ host: '127.0.0.1', port: s.port, psk: PSK, streams: 2 });
+    open.push(remote);
+    // 8 MiB past the end of the agent's 16 MiB device: more than a socket buffer holds.
+    await assert.rejects(transferExtents(local, remote, [[SIZE / 2, 8 * MiB]]), /past the end of/);
+    await assert.rejects(transferExtents(remote, local, [[SIZE / 2, 8 * MiB]]), /past the end of|closed/);
+  });
+
   it('keeps block data on the control connection with streams: 0', async () => {
     const s = await serve(randomBytes(SIZE));
     const local = await LocalEndpoint.open(file(dir, 'local.img', randomBytes(SIZE)), { write: true, plain: true });
