@@ -1,7 +1,8 @@
 // Transport: a merge-sized exchange between two nodes in two network
-// namespaces (agent in one, client in the other, TLS-PSK over a veth pair)
-// against copyExtents of the same extents on one host; and the bytes on the
-// wire against the payload. Needs root and ip; devices are loop devices over
+// namespaces (agent in one, client in the other, TLS-PSK control connection
+// and data streams over a veth pair) against copyExtents of the same extents
+// on one host, bare Node TLS and bare TCP; the bytes on the wire against the
+// payload; and where the CPU goes (the data streams' native timing). Needs root and ip; devices are loop devices over
 // sparse files in /dev/shm. Run directly, this file is one node of the pair.
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createCipheriv, randomBytes } from 'node:crypto';
