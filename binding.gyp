@@ -12,7 +12,8 @@
         "native/sys/md_parse.cc",
         "native/netlink.cc",
         "native/sys/genl.cc",
-        "native/compress.cc"
+        "native/compress.cc",
+        "native/bulk.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

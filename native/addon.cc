@@ -7,6 +7,7 @@ void InitExtentOps(Napi::Env env, Napi::Object exports);  // extent_ops.cc
 void InitBitmap(Napi::Env env, Napi::Object exports);     // bitmap.cc
 void InitNetlink(Napi::Env env, Napi::Object exports);    // netlink.cc
 void InitCompress(Napi::Env env, Napi::Object exports);   // compress.cc
+void InitBulk(Napi::Env env, Napi::Object exports);       // bulk.cc
 }  // namespace bisync
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -15,6 +16,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   bisync::InitBitmap(env, exports);
   bisync::InitNetlink(env, exports);
   bisync::InitCompress(env, exports);
+  bisync::InitBulk(env, exports);
   return exports;
 }
 

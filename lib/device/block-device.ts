@@ -140,10 +140,7 @@ export class BlockDevice {
 
   /** Reads the extents back to back into one buffer (for sending). */
   async gather(extents: readonly Extent[]): Promise<Buffer> {
-    for (const e of extents) {
-      this.checkRange(e[0], e[1], 'gather');
-      this.checkAligned(e, this.logicalSectorSize, 'gather');
-    }
+    this.checkBatch(extents, 'gather');
     const buf = Buffer.allocUnsafe(batchBytes(extents));
     await this.track(native.gather(this.fd, this.path, toFlat(extents), buf));
     return buf;
@@ -151,13 +148,9 @@ export class BlockDevice {
 
   /** Writes data to the extents, in order (the inverse of gather). */
   async scatter(extents: readonly Extent[], data: Buffer): Promise<void> {
-    this.checkWritable();
     const total = batchBytes(extents);
     if (data.length !== total) throw new RangeError(`scatter data is ${data.length} bytes but the extents cover ${total}`);
-    for (const e of extents) {
-      this.checkRange(e[0], e[1], 'scatter');
-      this.checkAligned(e, this.logicalSectorSize, 'scatter');
-    }
+    this.checkBatch(extents, 'scatter');
     await this.track(native.scatter(this.fd, this.path, toFlat(extents), data));
   }
 
@@ -199,6 +192,15 @@ export class BlockDevice {
     })();
     const size = Math.max(blockSize, Math.floor((opts.batchBytes ?? DEFAULT_BATCH) / blockSize) * blockSize);
     yield* batches(coalesce(checked), size);
+  }
+
+  /** @internal what gather and scatter check before native code touches the device (also the transport's bulk path). */
+  checkBatch(extents: readonly Extent[], op: 'gather' | 'scatter'): void {
+    if (op === 'scatter') this.checkWritable();
+    for (const e of extents) {
+      this.checkRange(e[0], e[1], op);
+      this.checkAligned(e, this.logicalSectorSize, op);
+    }
   }
 
   private checkWritable(): void {

@@ -1,13 +1,16 @@
 // The node agent behind `drbd-bisync serve`: serves one Endpoint to one
 // authenticated client at a time over TLS-PSK. A session ending never closes
 // the endpoint: the coordinator may reconnect after a cut and carry on.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as tls from 'node:tls';
+import type { BlockDevice } from '../device/block-device';
 import { BisyncError, ErrorCode } from '../device/errors';
 import type { Extent } from '../device/extent';
 import type { MetadataUpdate } from '../drbd/types';
+import { BULK_ALPN, BulkStream, deviceOf, quiesce, withStreams } from './bulk';
 import { FramedConnection, TransferStats } from './connection';
 import type { Endpoint } from './endpoint';
 import { AgentHello, FEATURES, RequestJson, checkClientHello, checkRequest, errorToJson } from './protocol';
@@ -109,6 +112,7 @@ export class ResyncAgent extends EventEmitter {
       ciphers: PSK_CIPHERS,
       minVersion: 'TLSv1.2',
       maxVersion: 'TLSv1.2',
+      ALPNProtocols: [BULK_ALPN], // a client that offers it opens a data stream, one that offers nothing a session
       pskCallback: (_s: tls.TLSSocket, identity: string) => (identity === this.identity ? this.opts.psk : null),
     } as tls.TLSSocketOptions);
     const timer = setTimeout(() => {
@@ -131,6 +135,10 @@ export class ResyncAgent extends EventEmitter {
     sock.once('secure', () => {
       clearTimeout(timer);
       sock.off('error', onHandshakeError); // from here the session reports its own errors
+      if (sock.alpnProtocol === BULK_ALPN) {
+        void this.acceptStream(sock, raw, remote);
+        return;
+      }
       if (this.active || this.closing) {
         this.refuse(sock, raw, remote);
         return;
@@ -140,6 +148,31 @@ export class ResyncAgent extends EventEmitter {
         if (this.opts.once) void this.close();
       });
     });
+  }
+
+  /**
+   * A data stream: after its handshake it must prove, in its first sealed
+   * record, the token of the session in progress; anything else is dropped.
+   */
+  private async acceptStream(sock: tls.TLSSocket, raw: net.Socket, remote: string): Promise<void> {
+    let stream: BulkStream | null = null;
+    const timer = setTimeout(() => stream?.close(), this.opts.handshakeTimeoutMs ?? 10_000);
+    timer.unref();
+    try {
+      await quiesce(sock, raw);
+      stream = BulkStream.adopt(sock, raw, false, `client ${remote}`);
+      const hello = JSON.parse((await stream.recvMessage(0)).toString('utf8')) as { token?: unknown; index?: unknown };
+      const session = this.active;
+      if (!session || !session.admits(hello.token, hello.index)) throw new BisyncError(ErrorCode.REFUSED, `data stream from ${remote} names no session in progress`);
+      await stream.sendMessage(0, Buffer.from(JSON.stringify({ ok: true })));
+      session.addStream(hello.index as number, stream);
+    } catch (e) {
+      stream?.close();
+      sock.destroy();
+      this.report(e instanceof BisyncError ? e : new BisyncError(ErrorCode.REFUSED, `data stream from ${remote} refused: ${(e as Error).message}`, { cause: e }));
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** A second client gets a clear "busy" error instead of a hang. */
@@ -164,6 +197,9 @@ class Session {
   private inFlight = new Set<Promise<void>>();
   private requests = 0;
   private ended: Promise<void> | null = null;
+  /** Set at hello when the client asked for data streams and the endpoint is a device. */
+  private bulkToken: Buffer | null = null;
+  private readonly streams = new Map<number, BulkStream>();
 
   constructor(
     private readonly agent: ResyncAgent,
@@ -184,6 +220,18 @@ class Session {
   }
 
   /** Ends the session: waits for calls in flight, then says goodbye. */
+  /** Whether a data stream's hello names this session (and a stream index not yet taken). */
+  admits(token: unknown, index: unknown): boolean {
+    if (!this.bulkToken || this.conn.closed || typeof token !== 'string' || !/^[0-9a-f]{32}$/.test(token)) return false;
+    if (!Number.isInteger(index) || (index as number) < 0 || (index as number) >= 64 || this.streams.has(index as number)) return false;
+    return timingSafeEqual(Buffer.from(token, 'hex'), this.bulkToken);
+  }
+
+  addStream(index: number, stream: BulkStream): void {
+    if (this.conn.closed) stream.close();
+    else this.streams.set(index, stream);
+  }
+
   async end(): Promise<void> {
     await Promise.allSettled([...this.inFlight]);
     if (!this.conn.closed) {
@@ -225,6 +273,10 @@ class Session {
       this.conn.startKeepalive(h.idleTimeoutMs);
       this.info = { remote: this.remote, compression, rateLimit: h.rateLimit };
       const reply: AgentHello = { protocol: h.protocol, features: [...FEATURES], compression, hostname: os.hostname() };
+      if (h.features.includes('bulk') && deviceOf(this.endpoint)) {
+        this.bulkToken = randomBytes(16);
+        reply.bulkToken = this.bulkToken.toString('hex');
+      }
       this.conn.send(FrameType.HELLO, 0, reply).catch(() => undefined);
       this.agent.emitSession('session', this.info);
     } catch (e) {
@@ -242,9 +294,11 @@ class Session {
 
   private async closed(error: Error | null): Promise<void> {
     this.ended ??= (async () => {
+      // Blocked stream calls wake up and fail; they count as calls in flight.
+      for (const st of this.streams.values()) st.close();
       // Calls already running finish before another session may start.
       await Promise.allSettled([...this.inFlight]);
-      if (this.info) this.agent.emitSession('session-end', { ...this.info, error, reason: error?.message ?? null, stats: this.conn.stats(), requests: this.requests });
+      if (this.info) this.agent.emitSession('session-end', { ...this.info, error, reason: error?.message ?? null, stats: withStreams(this.conn.stats(), this.streams.values()), requests: this.requests });
       this.onEnd();
     })();
     await this.ended;
@@ -280,7 +334,32 @@ class Session {
         return {};
       case 'writeMetadata':
         return { json: await ep.writeMetadata(r.update as MetadataUpdate) };
+      case 'bulkWrite':
+      case 'bulkRead': {
+        // Queued on the stream before any await: records follow the order of these requests.
+        const stream = r.s === undefined ? undefined : this.streams.get(r.s);
+        if (!stream) throw protocolError(`${r.m} names data stream ${String(r.s)}, which this session does not have`);
+        let op: Promise<void>;
+        try {
+          const { device, extents, bytes } = this.bulkCall(f, r);
+          op = r.m === 'bulkWrite' ? stream.recv(f.id, device, extents, bytes) : stream.send(f.id, device, extents, bytes, this.conn.compressionLevel, this.conn.rate);
+        } catch (e) {
+          stream.close(); // the client's half of this record would wait for us forever
+          throw e;
+        }
+        await op;
+        return {};
+      }
     }
+  }
+
+  private bulkCall(f: Frame, r: RequestJson): { device: BlockDevice; extents: Extent[]; bytes: number } {
+    const device = deviceOf(this.endpoint);
+    if (!device) throw protocolError(`${r.m}: this agent serves no device directly`);
+    const extents = requestExtents(f, r);
+    let bytes = 0;
+    for (const e of extents) bytes += e[1];
+    return { device, extents, bytes };
   }
 }
 

@@ -19,6 +19,8 @@ export interface TransferStats {
   /** Payload bytes (extents, block data, digests) before compression. */
   payloadBytesSent: number;
   payloadBytesReceived: number;
+  /** Data streams used (bytes above include theirs), and the CPU seconds their native threads spent, by part. */
+  dataStreams?: { count: number; cpu: { read: number; crypto: number; socket: number; write: number; zstd: number } };
 }
 
 export interface ConnectionHandlers {
@@ -104,7 +106,7 @@ export class FramedConnection {
   }
 
   /** Sends one frame. Resolves once it is handed to the socket (waits while the socket is backed up). */
-  async send(type: FrameTypeValue, id: number, json: unknown, parts: readonly Buffer[] = [], opts: { compress?: boolean } = {}): Promise<void> {
+  async send(type: FrameTypeValue, id: number, json: unknown, parts: readonly Buffer[] = [], opts: { compress?: boolean; metered?: boolean } = {}): Promise<void> {
     this.checkOpen();
     let rawBytes = 0;
     for (const p of parts) rawBytes += p.length;
@@ -118,7 +120,7 @@ export class FramedConnection {
         flags = FLAG_ZSTD;
       }
     }
-    if (this.rate && rawBytes > 0) await this.rate.take(rawBytes);
+    if (this.rate && rawBytes > 0 && opts.metered !== false) await this.rate.take(rawBytes);
     this.checkOpen();
     const jsonBuf = json === undefined ? EMPTY : Buffer.from(JSON.stringify(json));
     const checksum = nb.hashBuffers([jsonBuf, ...wire]);

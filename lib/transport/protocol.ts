@@ -4,7 +4,8 @@ import { BisyncError, ErrorCode, ErrorCodeValue } from '../device/errors';
 import { PROTOCOL_VERSION, protocolError } from './wire';
 
 export type Compression = 'none' | 'zstd';
-export const FEATURES = ['zstd'] as const;
+/** 'bulk': block data may move on separate data streams (see bulk.ts). */
+export const FEATURES = ['zstd', 'bulk'] as const;
 
 export interface ClientHello {
   protocol: number;
@@ -21,10 +22,12 @@ export interface AgentHello {
   features: string[];
   compression: Compression;
   hostname: string;
+  /** With the 'bulk' feature: the token a data stream must prove to join this session (hex). */
+  bulkToken?: string;
 }
 
 /** The Endpoint methods a client may call. */
-export const METHODS = ['info', 'changeSet', 'hash', 'read', 'write', 'flush', 'writeMetadata'] as const;
+export const METHODS = ['info', 'changeSet', 'hash', 'read', 'write', 'flush', 'writeMetadata', 'bulkWrite', 'bulkRead'] as const;
 export type Method = (typeof METHODS)[number];
 
 export interface ErrorJson {
@@ -85,6 +88,8 @@ export interface RequestJson {
   blockSize?: number;
   peerNodeId?: number;
   update?: unknown;
+  /** bulkWrite/bulkRead: the data stream that carries the batch (its record has this request's id). */
+  s?: number;
 }
 
 export function checkRequest(j: unknown): RequestJson {

@@ -2,10 +2,13 @@
 // call is one request frame with its own id, so the merge engine may keep many
 // batches in flight on one connection; replies come back in any order.
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as tls from 'node:tls';
+import type { BlockDevice } from '../device/block-device';
 import { BisyncError, ErrorCode } from '../device/errors';
 import type { Extent } from '../device/extent';
 import type { MetadataReport, MetadataUpdate } from '../drbd/types';
+import { BULK_ALPN, BulkStream, checkStreams, defaultStreams, quiesce, withStreams } from './bulk';
 import { FramedConnection, TransferStats, connectionError } from './connection';
 import type { BlockHashes, Endpoint, EndpointInfo } from './endpoint';
 import { AgentHello, ClientHello, Compression, FEATURES, Method, RequestJson, errorFromJson } from './protocol';
@@ -30,6 +33,11 @@ export interface ConnectPeerOptions {
   connectTimeoutMs?: number;
   /** Declare the connection dead after this long without a byte from the agent (default 30 s). */
   idleTimeoutMs?: number;
+  /**
+   * Data streams for block data moved between a local device and the agent's
+   * (default: one per core, 2 to 8); 0 keeps block data on the control connection.
+   */
+  streams?: number;
 }
 
 interface Pending {
@@ -49,12 +57,76 @@ export class RemoteEndpoint implements Endpoint {
   private calls = new Set<Promise<Frame>>();
   private helloWaiter: Pending | null = null;
   private closing: Promise<void> | null = null;
+  /** Set by connectPeer when the agent offered data streams. */
+  private bulk: { token: string; want: number; opts: ConnectPeerOptions; streams: Promise<BulkStream[] | null> | null } | null = null;
+  private turn = { out: 0, in: 0 };
 
   /** @internal use connectPeer() */
   constructor(readonly label: string) {}
 
+  /** Bytes of the control connection and every data stream together. */
   stats(): TransferStats {
-    return this.conn.stats();
+    return withStreams(this.conn.stats(), this.openStreams);
+  }
+
+  /** Data streams in use (0 until the first bulk transfer opens them, or when the agent offers none). */
+  get streamCount(): number {
+    return this.openStreams.length;
+  }
+
+  private openStreams: BulkStream[] = [];
+
+  /** Data streams this endpoint will use for bulk transfers (0: none). */
+  get plannedStreams(): number {
+    return this.bulk?.want ?? 0;
+  }
+
+  /**
+   * Sends extents of a local device to the same extents of the agent's device:
+   * on a data stream when there are any, else as an ordinary write.
+   */
+  async pushFrom(device: BlockDevice, extents: Extent[]): Promise<void> {
+    const streams = await this.dataStreams();
+    if (!streams) return this.write(extents, await device.gather(extents));
+    const s = this.turn.out++ % streams.length;
+    const bytes = totalLength(extents);
+    const id = this.takeId();
+    // The local half first: it validates the extents (and throws) before the agent waits for a record.
+    const sent = streams[s].send(id, device, extents, bytes, this.conn.compressionLevel, this.conn.rate);
+    const reply = this.call('bulkWrite', { n: extents.length, s }, [extentsToBuffer(extents)], false, id);
+    await settleBoth(reply, sent, streams[s]);
+  }
+
+  /** Fetches extents of the agent's device into the same extents of a local device. */
+  async pullInto(device: BlockDevice, extents: Extent[]): Promise<void> {
+    const streams = await this.dataStreams();
+    if (!streams) return device.scatter(extents, await this.read(extents));
+    const s = this.turn.in++ % streams.length;
+    const id = this.takeId();
+    const received = streams[s].recv(id, device, extents, totalLength(extents));
+    const reply = this.call('bulkRead', { n: extents.length, s }, [extentsToBuffer(extents)], false, id);
+    await settleBoth(reply, received, streams[s]);
+  }
+
+  /** Opens the data streams once, on first use; null when there are none to use. */
+  private dataStreams(): Promise<BulkStream[] | null> {
+    const b = this.bulk;
+    if (!b || b.want === 0) return Promise.resolve(null);
+    b.streams ??= (async () => {
+      const streams = await Promise.all(Array.from({ length: b.want }, (_, i) => openStream(b.opts, this.label, b.token, i)));
+      if (this.conn.closed || this.closing) {
+        for (const st of streams) st.close();
+        throw connectionError('ECONNRESET', `connection to ${this.label} closed while its data streams opened`);
+      }
+      this.openStreams = streams;
+      return streams;
+    })();
+    return b.streams;
+  }
+
+  /** @internal */
+  offerBulk(token: string | undefined, opts: ConnectPeerOptions): void {
+    if (token && /^[0-9a-f]{32}$/.test(token)) this.bulk = { token, want: opts.streams ?? defaultStreams(os.availableParallelism()), opts, streams: null };
   }
 
   /** Requests not answered yet. */
@@ -109,6 +181,7 @@ export class RemoteEndpoint implements Endpoint {
         await this.conn.send(FrameType.BYE, 0, undefined).catch(() => undefined);
         this.conn.close();
       }
+      for (const st of this.openStreams) st.close();
     })();
     return this.closing;
   }
@@ -153,6 +226,8 @@ export class RemoteEndpoint implements Endpoint {
 
   /** @internal every call still waiting fails with the reason; none hangs. */
   onClose(error: Error | null): void {
+    // Native calls blocked on a data stream wake up and fail with it.
+    for (const st of this.openStreams) st.close();
     const calls = [...this.pending.values()];
     this.pending.clear();
     const w = this.helloWaiter;
@@ -174,13 +249,20 @@ export class RemoteEndpoint implements Endpoint {
     });
   }
 
-  private call(method: Method, args: Omit<RequestJson, 'm'>, parts: Buffer[] = [], compress = false): Promise<Frame> {
-    if (this.closing) return Promise.reject(connectionError('ECONNRESET', `${method} on a closed connection to ${this.label}`));
+  private takeId(): number {
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+    return id;
+  }
+
+  private call(method: Method, args: Omit<RequestJson, 'm'>, parts: Buffer[] = [], compress = false, id = this.takeId()): Promise<Frame> {
+    if (this.closing) return Promise.reject(connectionError('ECONNRESET', `${method} on a closed connection to ${this.label}`));
+    // Bulk requests carry only extents and must leave in call order (the
+    // agent queues their records in that order): no rate wait for them.
+    const metered = method !== 'bulkWrite' && method !== 'bulkRead';
     const call = new Promise<Frame>((resolve, reject) => {
       this.pending.set(id, { method, resolve, reject });
-      this.conn.send(FrameType.REQUEST, id, { m: method, ...args }, parts, { compress }).catch((e: Error) => {
+      this.conn.send(FrameType.REQUEST, id, { m: method, ...args }, parts, { compress, metered }).catch((e: Error) => {
         if (this.pending.delete(id)) reject(e);
       });
     });
@@ -229,6 +311,7 @@ async function handshake(o: ConnectPeerOptions, label: string, signal: AbortSign
     const reply = (await helloReply).json as AgentHello;
     remote.hostname = String(reply.hostname ?? '');
     remote.compression = reply.compression === 'zstd' ? 'zstd' : 'none';
+    remote.offerBulk(reply.bulkToken, o);
     conn.compressionLevel = remote.compression === 'zstd' ? (o.compressionLevel ?? 1) : 0;
     if (o.rateLimit) conn.rate = new TokenBucket(o.rateLimit);
     conn.startKeepalive(idle, Math.max(100, idle / 6));
@@ -252,6 +335,7 @@ function checkConnectOptions(opts: ConnectPeerOptions): ConnectPeerOptions {
   if (opts.compression !== undefined && opts.compression !== 'none' && opts.compression !== 'zstd') throw new RangeError(`compression must be 'none' or 'zstd', got ${JSON.stringify(opts.compression)}`);
   if (opts.compressionLevel !== undefined && (!Number.isInteger(opts.compressionLevel) || opts.compressionLevel < 1 || opts.compressionLevel > 19)) throw new RangeError(`compression level must be an integer from 1 to 19, got ${String(opts.compressionLevel)}`);
   if (opts.rateLimit !== undefined) checkRate(opts.rateLimit);
+  if (opts.streams !== undefined) checkStreams(opts.streams);
   if (opts.connectTimeoutMs !== undefined && !(opts.connectTimeoutMs > 0)) throw new RangeError(`connect timeout must be a positive number of ms, got ${String(opts.connectTimeoutMs)}`);
   if (opts.idleTimeoutMs !== undefined && !(opts.idleTimeoutMs >= 200)) throw new RangeError(`idle timeout must be at least 200 ms, got ${String(opts.idleTimeoutMs)}`);
   return opts;
@@ -283,7 +367,40 @@ function openTcp(host: string, port: number, label: string, signal: AbortSignal)
   });
 }
 
-function startTls(raw: net.Socket, o: ConnectPeerOptions, label: string, signal: AbortSignal): Promise<tls.TLSSocket> {
+/** @internal Opens data stream `index`: TCP, TLS-PSK handshake naming the bulk ALPN, then the sealed hello with the session token. */
+export async function openStream(o: ConnectPeerOptions, label: string, token: string, index: number): Promise<BulkStream> {
+  const signal = AbortSignal.timeout(o.connectTimeoutMs ?? 15_000);
+  const raw = await openTcp(o.host, o.port, label, signal);
+  const sock = await startTls(raw, o, label, signal, BULK_ALPN);
+  await quiesce(sock, raw);
+  const stream = BulkStream.adopt(sock, raw, true, `${label} (data stream ${index})`);
+  const timer = setTimeout(() => stream.close(), o.connectTimeoutMs ?? 15_000);
+  try {
+    await stream.sendMessage(0, Buffer.from(JSON.stringify({ token, index })));
+    const answer = JSON.parse((await stream.recvMessage(0)).toString('utf8')) as { ok?: unknown };
+    if (answer.ok !== true) throw protocolError(`${label} refused data stream ${index}`);
+    return stream;
+  } catch (e) {
+    stream.close();
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Both halves of a bulk call must finish. A failed reply closes the stream, so
+ * a local half waiting on a record the agent will not send or read wakes up;
+ * the agent's own error explains more than the torn stream does.
+ */
+async function settleBoth(reply: Promise<unknown>, local: Promise<void>, stream: BulkStream): Promise<void> {
+  reply.catch(() => stream.close());
+  const [r, l] = await Promise.allSettled([reply, local]);
+  if (r.status === 'rejected') throw r.reason;
+  if (l.status === 'rejected') throw l.reason;
+}
+
+function startTls(raw: net.Socket, o: ConnectPeerOptions, label: string, signal: AbortSignal, alpn?: string): Promise<tls.TLSSocket> {
   const identity = o.identity ?? DEFAULT_IDENTITY;
   return new Promise((resolve, reject) => {
     const sock = tls.connect({
@@ -293,6 +410,7 @@ function startTls(raw: net.Socket, o: ConnectPeerOptions, label: string, signal:
       maxVersion: 'TLSv1.2',
       pskCallback: () => ({ psk: o.psk, identity }),
       checkServerIdentity: () => undefined,
+      ...(alpn ? { ALPNProtocols: [alpn] } : {}),
     });
     const onAbort = (): void => {
       sock.destroy();

@@ -7,7 +7,7 @@ import { LocalEndpoint } from '../../resync/local-endpoint';
 import { Merge, MergeProgress, MergeReport } from '../../resync/merge';
 import { defaultJournalPath } from '../../resync/journal';
 import { ArchivedMerge, archiveMerges, restoreArchive } from '../../resync/restore';
-import { ResyncAgent, connectPeer, readPskFile } from '../../transport';
+import { ResyncAgent, TransferStats, connectPeer, readPskFile } from '../../transport';
 import type { Endpoint } from '../../transport/endpoint';
 import { Exit, Progress, confirmWrite, formatBytes, parseSize, printJson, println, progressGroup, run } from '../output';
 
@@ -21,6 +21,7 @@ interface PeerOptions {
   pskFile?: string;
   compress?: 'none' | 'zstd';
   rateLimit?: string;
+  streams?: string;
   json?: boolean;
 }
 
@@ -34,7 +35,8 @@ function addPeerOptions(cmd: Command): Command {
     .option('--peer-device <path>', 'the peer\'s backing device on this host (instead of --peer)')
     .option('--peer-meta-device <dev>', 'external meta-data device of --peer-device')
     .addOption(new Option('--compress <alg>', 'compress blocks on the wire').choices(['none', 'zstd']).default('none'))
-    .option('--rate-limit <bytes/s>', 'cap the transfer rate, e.g. 100M')
+    .option('--rate-limit <bytes/s>', 'cap the transfer rate, e.g. 100M (each direction, all data streams together)')
+    .option('--streams <n>', 'data streams to the peer for block data (default: one per core, 2 to 8; 0: none)')
     .option('--json', 'print one JSON document');
 }
 
@@ -45,7 +47,7 @@ function metaIndex(v: string | undefined): number | 'flex' {
 }
 
 /** Opens this node's endpoint and the peer's (remote agent, or a second local device). */
-async function openPair(o: PeerOptions, write: boolean): Promise<{ local: LocalEndpoint; peer: Endpoint; label: string; wire?: () => Record<string, number> }> {
+async function openPair(o: PeerOptions, write: boolean): Promise<{ local: LocalEndpoint; peer: Endpoint; label: string; wire?: () => TransferStats }> {
   if (!!o.peer === !!o.peerDevice) throw new RangeError('give exactly one of --peer HOST:PORT and --peer-device PATH');
   const local = await LocalEndpoint.open(o.device, { write, metaDevice: o.metaDevice, metaIndex: metaIndex(o.metaIndex) });
   try {
@@ -61,12 +63,18 @@ async function openPair(o: PeerOptions, write: boolean): Promise<{ local: LocalE
       psk: readPskFile(o.pskFile),
       compression: o.compress ?? 'none',
       rateLimit: o.rateLimit ? parseSize(o.rateLimit, '--rate-limit') : undefined,
+      streams: o.streams === undefined ? undefined : parseStreams(o.streams),
     });
     return { local, peer, label: o.peer!, wire: () => ({ ...peer.stats() }) };
   } catch (e) {
     await local.close();
     throw e;
   }
+}
+
+function parseStreams(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) > 64) throw new RangeError(`--streams must be a whole number from 0 to 64, got '${v}'`);
+  return Number(v);
 }
 
 export function parseHostPort(text: string, what: string, allowAnyPort = false): { host: string; port: number } {

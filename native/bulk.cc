@@ -1,0 +1,541 @@
+// The bulk data path of the transport: one batch of extents moves between a
+// device and a data stream (a TCP socket whose TLS-PSK handshake JS did) as
+// one AES-GCM record, sealed and opened with the OpenSSL that Node carries.
+// JS owns policy (keys, sequence numbers, which stream, when); this file reads
+// the device into a large aligned buffer, encrypts it in place a slice at a
+// time and hands each slice to the kernel, or the reverse, and refuses to
+// write a byte before the record's tag has been verified.
+//
+// Each call runs on its own thread, not libuv's pool: a call blocks on its
+// socket until the peer sends or reads, and four pool threads held that way
+// would starve the device work both sides also need (and could deadlock).
+//
+// Record: 32-byte header (authenticated as AAD), ciphertext, 16-byte tag.
+//   0 u32 magic 'BSB1'  4 u8 kind  5..7 zero  8 u64 sequence  16 u32 id
+//   20 u32 ciphertext bytes  24 u32 plaintext bytes (before zstd)  28 u32 zero
+// Nonce: 4 zero bytes then the sequence number (big-endian); one key per
+// stream and direction, so a (key, nonce) pair is never used twice.
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "errors.h"
+#include "sys/blockdev.h"
+
+namespace bisync {
+
+namespace {
+
+constexpr uint32_t kMagic = 0x31425342;  // "BSB1" little-endian
+constexpr size_t kHeader = 32, kTag = 16, kKey = 32;
+constexpr size_t kSlice = 256u << 10;          // encrypt/decrypt and send/recv step: stays in L2
+constexpr uint64_t kMaxRecord = 1ull << 30;    // the frame limit of the control channel, too
+enum Kind : uint8_t { kData = 1, kDataZstd = 2, kMessage = 3 };
+
+struct Extent {
+  uint64_t off, len;
+};
+
+// Aligned buffers outlive the calls that use them: a fresh 8 MiB buffer per
+// batch costs a page fault per 4 KiB. Shared by every thread (and every
+// worker_thread's copy of the addon), hence the lock.
+class BufferPool {
+ public:
+  sys::AlignedPtr Take(size_t n, size_t* cap) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      for (size_t i = 0; i < free_.size(); i++)
+        if (free_[i].cap >= n) {
+          Slot s = std::move(free_[i]);
+          free_.erase(free_.begin() + i);
+          *cap = s.cap;
+          return std::move(s.p);
+        }
+    }
+    *cap = sys::AlignUp(std::max<size_t>(n, 8u << 20), 1u << 20);
+    return sys::AllocAligned(*cap);
+  }
+  void Give(sys::AlignedPtr p, size_t cap) {
+    if (!p) return;
+    std::lock_guard<std::mutex> g(mu_);
+    if (free_.size() < 8) free_.push_back({std::move(p), cap});
+  }
+
+ private:
+  struct Slot {
+    sys::AlignedPtr p;
+    size_t cap;
+  };
+  std::mutex mu_;
+  std::vector<Slot> free_;
+};
+
+BufferPool& Pool() {
+  static BufferPool* pool = new BufferPool();  // never destroyed: threads may still return buffers at exit
+  return *pool;
+}
+
+struct PooledBuffer {
+  sys::AlignedPtr p;
+  size_t cap = 0;
+  bool Get(size_t n) {
+    if (p && cap >= n) return true;
+    Pool().Give(std::move(p), cap);
+    p = Pool().Take(n + sys::kAlign, &cap);
+    return p != nullptr;
+  }
+  ~PooledBuffer() { Pool().Give(std::move(p), cap); }
+  uint8_t* data() { return p.get(); }
+};
+
+void PutU32(uint8_t* p, uint32_t v) { memcpy(p, &v, 4); }
+void PutU64(uint8_t* p, uint64_t v) { memcpy(p, &v, 8); }
+uint32_t GetU32(const uint8_t* p) { uint32_t v; memcpy(&v, p, 4); return v; }
+uint64_t GetU64(const uint8_t* p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+void Nonce(uint64_t seq, uint8_t out[12]) {
+  memset(out, 0, 4);
+  for (int i = 0; i < 8; i++) out[4 + i] = static_cast<uint8_t>(seq >> (56 - 8 * i));
+}
+
+// CPU seconds this thread spent in each part of a batch, so a benchmark can
+// say where the time goes (the JS side adds these up per stream).
+enum Phase { kRead, kCrypt, kNet, kWrite, kZstd, kPhases };
+const char* const kPhaseNames[kPhases] = {"read", "crypto", "socket", "write", "zstd"};
+
+double ThreadCpu() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Charges the CPU time of its scope to one phase.
+class Charge {
+ public:
+  Charge(double* sink) : sink_(sink), t0_(ThreadCpu()) {}
+  ~Charge() { *sink_ += ThreadCpu() - t0_; }
+
+ private:
+  double* sink_;
+  double t0_;
+};
+
+// What every call knows: the socket, the key and sequence number of this
+// record, the id JS expects in it, and where errors go.
+struct Record {
+  int sock;
+  uint8_t key[kKey];
+  uint64_t seq;
+  uint32_t id;
+};
+
+class Op {
+ public:
+  virtual ~Op() { EVP_CIPHER_CTX_free(ctx_); }
+  uint64_t wire = 0;
+  double cpu[kPhases] = {};
+
+ protected:
+  explicit Op(const Record& r) : r_(r) {}
+  Record r_;
+  SysError err_;
+  EVP_CIPHER_CTX* ctx_ = nullptr;
+
+  bool Fail(int e, const char* call, std::string detail = "") {
+    err_.Set(e, call);
+    err_.detail = std::move(detail);
+    return false;
+  }
+
+  bool SendAll(const uint8_t* p, size_t n) {
+    Charge c(&cpu[kNet]);
+    while (n) {
+      ssize_t k = send(r_.sock, p, n, MSG_NOSIGNAL);
+      if (k < 0 && errno == EINTR) continue;
+      if (k < 0) return Fail(errno, "send");
+      p += k;
+      n -= static_cast<size_t>(k);
+      wire += static_cast<uint64_t>(k);
+    }
+    return true;
+  }
+
+  bool RecvAll(uint8_t* p, size_t n) {
+    Charge c(&cpu[kNet]);
+    while (n) {
+      ssize_t k = recv(r_.sock, p, n, MSG_WAITALL);
+      if (k < 0 && errno == EINTR) continue;
+      if (k < 0) return Fail(errno, "recv");
+      if (k == 0) return Fail(ECONNRESET, "recv", "the data stream was closed by the other side");
+      p += k;
+      n -= static_cast<size_t>(k);
+      wire += static_cast<uint64_t>(k);
+    }
+    return true;
+  }
+
+  bool Init(bool encrypt, const uint8_t* header) {
+    uint8_t iv[12];
+    Nonce(r_.seq, iv);
+    int outl = 0;
+    ctx_ = EVP_CIPHER_CTX_new();
+    if (!ctx_) return Fail(ENOMEM, "EVP_CIPHER_CTX_new");
+    int ok = encrypt ? EVP_EncryptInit_ex(ctx_, EVP_aes_256_gcm(), nullptr, r_.key, iv) &&
+                           EVP_EncryptUpdate(ctx_, nullptr, &outl, header, kHeader)
+                     : EVP_DecryptInit_ex(ctx_, EVP_aes_256_gcm(), nullptr, r_.key, iv) &&
+                           EVP_DecryptUpdate(ctx_, nullptr, &outl, header, kHeader);
+    return ok ? true : Fail(EPROTO, "EVP_CipherInit");
+  }
+
+  // Seals n bytes at p in place, a slice at a time, sending each slice while
+  // it is still in cache; then the tag.
+  bool SealAndSend(uint8_t kind, uint8_t* p, size_t n, uint32_t rawLen) {
+    uint8_t h[kHeader] = {};
+    PutU32(h, kMagic);
+    h[4] = kind;
+    PutU64(h + 8, r_.seq);
+    PutU32(h + 16, r_.id);
+    PutU32(h + 20, static_cast<uint32_t>(n));
+    PutU32(h + 24, rawLen);
+    if (!Init(true, h) || !SendAll(h, kHeader)) return false;
+    for (size_t done = 0; done < n;) {
+      int k = static_cast<int>(std::min(kSlice, n - done)), outl = 0;
+      {
+        Charge c(&cpu[kCrypt]);
+        if (!EVP_EncryptUpdate(ctx_, p + done, &outl, p + done, k) || outl != k) return Fail(EPROTO, "EVP_EncryptUpdate");
+      }
+      if (!SendAll(p + done, static_cast<size_t>(k))) return false;
+      done += static_cast<size_t>(k);
+    }
+    uint8_t tag[kTag];
+    int outl = 0;
+    if (!EVP_EncryptFinal_ex(ctx_, tag, &outl) || !EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_GCM_GET_TAG, kTag, tag))
+      return Fail(EPROTO, "EVP_EncryptFinal");
+    return SendAll(tag, kTag);
+  }
+
+  // Receives a record's header and checks everything it claims before any
+  // allocation; *n is the ciphertext length, *raw the plaintext length.
+  bool RecvHeader(uint8_t h[kHeader], uint8_t* kind, size_t* n, size_t* raw, size_t maxRaw) {
+    if (!RecvAll(h, kHeader)) return false;
+    if (GetU32(h) != kMagic) return Fail(EPROTO, "bulk record", "bad magic: not a drbd-bisync data stream, or it is out of step");
+    *kind = h[4];
+    if (*kind != kData && *kind != kDataZstd && *kind != kMessage) return Fail(EPROTO, "bulk record", "unknown record kind " + std::to_string(*kind));
+    if (GetU64(h + 8) != r_.seq) return Fail(EPROTO, "bulk record", "sequence " + std::to_string(GetU64(h + 8)) + ", expected " + std::to_string(r_.seq) + " (replayed, reordered or lost record)");
+    if (GetU32(h + 16) != r_.id) return Fail(EPROTO, "bulk record", "batch id " + std::to_string(GetU32(h + 16)) + ", expected " + std::to_string(r_.id));
+    *n = GetU32(h + 20);
+    *raw = GetU32(h + 24);
+    if (*raw > maxRaw || *n > kMaxRecord || (*kind != kDataZstd && *n != *raw))
+      return Fail(EPROTO, "bulk record", "record of " + std::to_string(*n) + " bytes (" + std::to_string(*raw) + " plain) does not fit the " + std::to_string(maxRaw) + " expected");
+    return true;
+  }
+
+  // Receives and opens n bytes into p, a slice at a time; false (EBADMSG) when the tag fails.
+  bool RecvAndOpen(const uint8_t* h, uint8_t* p, size_t n) {
+    if (!Init(false, h)) return false;
+    for (size_t done = 0; done < n;) {
+      int k = static_cast<int>(std::min(kSlice, n - done)), outl = 0;
+      if (!RecvAll(p + done, static_cast<size_t>(k))) return false;
+      Charge c(&cpu[kCrypt]);
+      if (!EVP_DecryptUpdate(ctx_, p + done, &outl, p + done, k) || outl != k) return Fail(EPROTO, "EVP_DecryptUpdate");
+      done += static_cast<size_t>(k);
+    }
+    uint8_t tag[kTag];
+    int outl = 0;
+    if (!RecvAll(tag, kTag)) return false;
+    if (!EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_GCM_SET_TAG, kTag, tag) || EVP_DecryptFinal_ex(ctx_, tag, &outl) <= 0)
+      return Fail(EBADMSG, "bulk record", "authentication tag mismatch: the record was altered, replayed, or sealed with another key; nothing in it was used");
+    return true;
+  }
+};
+
+// Device I/O for a batch: extents back to back in one aligned buffer. A
+// piece that is not sector-aligned in the buffer goes through a bounce slice.
+struct Device {
+  int fd;
+  std::string path;
+  std::vector<Extent> x;
+  uint64_t Total() const {
+    uint64_t t = 0;
+    for (const Extent& e : x) t += e.len;
+    return t;
+  }
+};
+
+bool GatherInto(Device& d, uint8_t* buf, SysError* err) {
+  size_t pos = 0;
+  sys::Err e;
+  for (const Extent& x : d.x) {
+    size_t got = 0;
+    // The read may run up to one sector past the extent; the next one overwrites it.
+    if (pos % sys::kAlign == 0 && x.off % sys::kAlign == 0) {
+      if (!sys::PreadFull(d.fd, buf + pos, sys::AlignUp(x.len, sys::kAlign), x.off, &got, &e)) {
+        err->Set(e.code, e.syscall);
+        err->path = d.path;
+        return false;
+      }
+    } else {
+      PooledBuffer bounce;
+      if (!bounce.Get(sys::AlignUp(x.len, sys::kAlign))) { err->Set(ENOMEM, "posix_memalign"); return false; }
+      if (!sys::PreadFull(d.fd, bounce.data(), sys::AlignUp(x.len, sys::kAlign), x.off, &got, &e)) {
+        err->Set(e.code, e.syscall);
+        err->path = d.path;
+        return false;
+      }
+      memcpy(buf + pos, bounce.data(), std::min<size_t>(got, x.len));
+    }
+    if (got < x.len) {
+      err->Set(EIO, "pread");
+      err->path = d.path;
+      err->detail = "short read at " + std::to_string(x.off + got) + ": end of device";
+      return false;
+    }
+    pos += x.len;
+  }
+  return true;
+}
+
+bool ScatterFrom(Device& d, const uint8_t* buf, SysError* err) {
+  size_t pos = 0;
+  sys::Err e;
+  PooledBuffer bounce;
+  for (const Extent& x : d.x) {
+    const uint8_t* p = buf + pos;
+    if (pos % sys::kAlign != 0) {
+      if (!bounce.Get(x.len)) { err->Set(ENOMEM, "posix_memalign"); return false; }
+      memcpy(bounce.data(), p, x.len);
+      p = bounce.data();
+    }
+    if (!sys::PwriteFull(d.fd, p, x.len, x.off, &e)) {
+      err->Set(e.code, e.syscall);
+      err->path = d.path;
+      return false;
+    }
+    pos += x.len;
+  }
+  return true;
+}
+
+// The JS face of an Op: a promise, the values it keeps alive, and its thread.
+class Call : public Op {
+ public:
+  static void Done(Napi::Env env, Napi::Function, std::nullptr_t*, Call* c);
+  using Tsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, Call, &Call::Done>;
+
+  void Start(Napi::Env env, const char* name) {
+    tsfn_ = Tsfn::New(env, name, 0, 1);
+    // Done() deletes this call, maybe before BlockingCall returns: keep the tsfn on the stack.
+    std::thread([this, tsfn = tsfn_] {
+      ok_ = Run();
+      tsfn.BlockingCall(this);
+      tsfn.Release();
+    }).detach();
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  Call(Napi::Env env, const Record& r)
+      : Op(r), deferred_(Napi::Promise::Deferred::New(env)) {}
+  virtual bool Run() = 0;
+  virtual Napi::Value Result(Napi::Env env) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("wire", Napi::Number::New(env, static_cast<double>(wire)));
+    Napi::Object t = Napi::Object::New(env);
+    for (int i = 0; i < kPhases; i++) t.Set(kPhaseNames[i], Napi::Number::New(env, cpu[i]));
+    o.Set("cpu", t);
+    return o;
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Tsfn tsfn_;
+  bool ok_ = false;
+};
+
+// Settles the promise on the JS thread (env is null when the environment is
+// going away, e.g. a worker_thread exiting: then only the memory is freed).
+void Call::Done(Napi::Env env, Napi::Function, std::nullptr_t*, Call* c) {
+  if (env) {
+    if (c->ok_) {
+      c->deferred_.Resolve(c->Result(env));
+    } else {
+      c->deferred_.Reject(MakeSystemError(env, c->err_).Value());
+    }
+  }
+  delete c;
+}
+
+// sendExtents(sock, key, seq, id, fd, path, extents, zstdLevel) -> { wire }
+class SendExtents : public Call {
+ public:
+  SendExtents(Napi::Env env, const Record& r, Device d, int level) : Call(env, r), d_(std::move(d)), level_(level) {}
+  bool Run() override {
+    const uint64_t total = d_.Total();
+    if (total > kMaxRecord) return Fail(EINVAL, "bulk send", "batch of " + std::to_string(total) + " bytes exceeds 1 GiB");
+    PooledBuffer buf;
+    if (!buf.Get(total + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
+    {
+      Charge c(&cpu[kRead]);
+      if (!GatherInto(d_, buf.data(), &err_)) return false;
+    }
+    if (level_ > 0 && total >= 4096) {
+      PooledBuffer z;
+      const size_t bound = ZSTD_compressBound(total);
+      if (!z.Get(bound)) return Fail(ENOMEM, "posix_memalign");
+      size_t n;
+      {
+        Charge c(&cpu[kZstd]);
+        n = ZSTD_compress(z.data(), bound, buf.data(), total, level_);
+      }
+      if (ZSTD_isError(n)) return Fail(EPROTO, "ZSTD_compress", ZSTD_getErrorName(n));
+      if (n < total) return SealAndSend(kDataZstd, z.data(), n, static_cast<uint32_t>(total));
+    }
+    return SealAndSend(kData, buf.data(), total, static_cast<uint32_t>(total));
+  }
+
+ private:
+  Device d_;
+  int level_;
+};
+
+// recvExtents(sock, key, seq, id, fd, path, extents) -> { wire }: writes only after the tag held.
+class RecvExtents : public Call {
+ public:
+  RecvExtents(Napi::Env env, const Record& r, Device d) : Call(env, r), d_(std::move(d)) {}
+  bool Run() override {
+    const uint64_t total = d_.Total();
+    uint8_t h[kHeader], kind;
+    size_t n, raw;
+    if (!RecvHeader(h, &kind, &n, &raw, total)) return false;
+    if (kind == kMessage || raw != total) return Fail(EPROTO, "bulk record", "expected " + std::to_string(total) + " bytes of block data, got a record of " + std::to_string(raw));
+    PooledBuffer buf;
+    if (!buf.Get(n + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
+    if (!RecvAndOpen(h, buf.data(), n)) return false;
+    if (kind == kData) {
+      Charge c(&cpu[kWrite]);
+      return ScatterFrom(d_, buf.data(), &err_);
+    }
+    PooledBuffer plain;
+    if (!plain.Get(total + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
+    size_t got;
+    {
+      Charge c(&cpu[kZstd]);
+      got = ZSTD_decompress(plain.data(), total, buf.data(), n);
+    }
+    if (ZSTD_isError(got) || got != total) return Fail(EPROTO, "ZSTD_decompress", ZSTD_isError(got) ? ZSTD_getErrorName(got) : "size differs from the header's");
+    Charge c(&cpu[kWrite]);
+    return ScatterFrom(d_, plain.data(), &err_);
+  }
+
+ private:
+  Device d_;
+};
+
+// sendMessage(sock, key, seq, id, buffer) -> { wire }: a small record (stream hello and its answer).
+class SendMessage : public Call {
+ public:
+  SendMessage(Napi::Env env, const Record& r, const uint8_t* p, size_t n) : Call(env, r), msg_(p, p + n) {}
+  bool Run() override { return SealAndSend(kMessage, msg_.data(), msg_.size(), static_cast<uint32_t>(msg_.size())); }
+
+ private:
+  std::vector<uint8_t> msg_;
+};
+
+// recvMessage(sock, key, seq, id, maxBytes) -> { wire, message: Buffer }
+class RecvMessage : public Call {
+ public:
+  RecvMessage(Napi::Env env, const Record& r, size_t max) : Call(env, r), max_(max) {}
+  bool Run() override {
+    uint8_t h[kHeader], kind;
+    size_t n, raw;
+    if (!RecvHeader(h, &kind, &n, &raw, max_)) return false;
+    if (kind != kMessage) return Fail(EPROTO, "bulk record", "expected a message record, got kind " + std::to_string(kind));
+    msg_.resize(n);
+    return RecvAndOpen(h, msg_.data(), n);
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Call::Result(env).As<Napi::Object>();
+    o.Set("message", Napi::Buffer<uint8_t>::Copy(env, msg_.data(), msg_.size()));
+    return o;
+  }
+
+ private:
+  size_t max_;
+  std::vector<uint8_t> msg_;
+};
+
+Record ArgRecord(const Napi::CallbackInfo& info) {
+  Record r{};
+  r.sock = static_cast<int>(ArgInt(info, 0));
+  if (!info[1].IsBuffer() || info[1].As<Napi::Buffer<uint8_t>>().Length() != kKey)
+    throw Napi::TypeError::New(info.Env(), "key must be a 32-byte Buffer");
+  memcpy(r.key, info[1].As<Napi::Buffer<uint8_t>>().Data(), kKey);
+  r.seq = static_cast<uint64_t>(ArgInt(info, 2));
+  r.id = static_cast<uint32_t>(ArgInt(info, 3));
+  return r;
+}
+
+Device ArgDevice(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i + 2].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "extents must be a Float64Array");
+  auto a = info[i + 2].As<Napi::Float64Array>();
+  Device d{static_cast<int>(ArgInt(info, i)), ArgString(info, i + 1), {}};
+  d.x.resize(a.ElementLength() / 2);
+  for (size_t k = 0; k < d.x.size(); k++) d.x[k] = {static_cast<uint64_t>(a[2 * k]), static_cast<uint64_t>(a[2 * k + 1])};
+  return d;
+}
+
+Napi::Value Launch(Napi::Env env, Call* c, const char* name) {
+  auto p = c->Promise();
+  c->Start(env, name);
+  return p;
+}
+
+// adopt(fd) -> fd: a blocking, close-on-exec duplicate that outlives the JS socket it came from.
+Napi::Value Adopt(const Napi::CallbackInfo& info) {
+  int fd = fcntl(static_cast<int>(ArgInt(info, 0)), F_DUPFD_CLOEXEC, 3);
+  SysError e;
+  if (fd < 0) {
+    e.Set(errno, "dup");
+    throw MakeSystemError(info.Env(), e);
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+    e.Set(errno, "fcntl");
+    close(fd);
+    throw MakeSystemError(info.Env(), e);
+  }
+  return Napi::Number::New(info.Env(), fd);
+}
+
+}  // namespace
+
+void InitBulk(Napi::Env env, Napi::Object exports) {
+  Napi::Object b = Napi::Object::New(env);
+  b.Set("adopt", Napi::Function::New(env, Adopt, "adopt"));
+  // shutdown wakes every thread blocked on the socket; close only once none is.
+  b.Set("shutdown", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { shutdown(static_cast<int>(ArgInt(i, 0)), SHUT_RDWR); }, "shutdown"));
+  b.Set("close", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { close(static_cast<int>(ArgInt(i, 0))); }, "close"));
+  b.Set("sendExtents", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+          return Launch(i.Env(), new SendExtents(i.Env(), ArgRecord(i), ArgDevice(i, 4), static_cast<int>(ArgInt(i, 7))), "bisync:bulkSend"); }, "sendExtents"));
+  b.Set("recvExtents", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+          return Launch(i.Env(), new RecvExtents(i.Env(), ArgRecord(i), ArgDevice(i, 4)), "bisync:bulkRecv"); }, "recvExtents"));
+  b.Set("sendMessage", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+          if (!i[4].IsBuffer()) throw Napi::TypeError::New(i.Env(), "message must be a Buffer");
+          auto m = i[4].As<Napi::Buffer<uint8_t>>();
+          return Launch(i.Env(), new SendMessage(i.Env(), ArgRecord(i), m.Data(), m.Length()), "bisync:bulkSendMessage"); }, "sendMessage"));
+  b.Set("recvMessage", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+          return Launch(i.Env(), new RecvMessage(i.Env(), ArgRecord(i), static_cast<size_t>(ArgInt(i, 4))), "bisync:bulkRecvMessage"); }, "recvMessage"));
+  exports.Set("bulk", b);
+}
+
+}  // namespace bisync

@@ -1,0 +1,248 @@
+// The bulk data path: batches between a local device and an agent on data
+// streams (own TLS-PSK handshake each, then AES-256-GCM records sealed in
+// native threads), and the record layer's refusals: a record altered on the
+// way, sealed with another key, or replayed writes nothing.
+import { strict as assert } from 'node:assert';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BlockDevice } from '../../lib/device/block-device';
+import type { Extent } from '../../lib/device/extent';
+import { toFlat } from '../../lib/device/extent';
+import { native } from '../../lib/native/binding';
+import { LocalEndpoint } from '../../lib/resync/local-endpoint';
+import { ResyncAgent, connectPeer, transferExtents } from '../../lib/transport';
+import { openStream } from '../../lib/transport/remote-endpoint';
+
+const PSK = randomBytes(32);
+const MiB = 1 << 20;
+const SIZE = 64 * MiB;
+
+interface NativeBulk {
+  adopt(fd: number): number;
+  close(fd: number): void;
+  sendExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, level: number): Promise<{ wire: number }>;
+  recvExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array): Promise<{ wire: number }>;
+}
+const bulk = (native as unknown as { bulk: NativeBulk }).bulk;
+
+function file(dir: string, name: string, data: Buffer): string {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, data);
+  return f;
+}
+
+function slice(disk: Buffer, extents: Extent[]): Buffer {
+  return Buffer.concat(extents.map(([o, l]) => disk.subarray(o, o + l)));
+}
+
+/** Two connected TCP sockets handed to native code; `tamper` flips one byte of what passes from a to b. */
+async function socketPair(tamperAt?: number): Promise<{ a: number; b: number; close: () => void }> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+  const a = net.connect(port, '127.0.0.1');
+  await new Promise((r) => a.once('connect', r));
+  const s = await accepted;
+  server.close();
+  const fdOf = (x: net.Socket): number => (x as unknown as { _handle: { fd: number } })._handle.fd;
+  if (tamperAt === undefined) {
+    const fds = { a: bulk.adopt(fdOf(a)), b: bulk.adopt(fdOf(s)) };
+    a.destroy();
+    s.destroy();
+    return { ...fds, close: () => (bulk.close(fds.a), bulk.close(fds.b)) };
+  }
+  // A man in the middle: s's bytes are read in JS, one is flipped, and they go out on a second pair.
+  const inner = await socketPair();
+  let seen = 0;
+  const out = inner.a;
+  const relay = new net.Socket({ fd: out, readable: false, writable: true });
+  s.on('data', (d: Buffer) => {
+    const c = Buffer.from(d);
+    if (tamperAt >= seen && tamperAt < seen + c.length) c[tamperAt - seen] ^= 0x01;
+    seen += c.length;
+    relay.write(c);
+  });
+  const fa = bulk.adopt(fdOf(a));
+  a.destroy();
+  return { a: fa, b: inner.b, close: () => (bulk.close(fa), s.destroy(), relay.destroy(), bulk.close(inner.b)) };
+}
+
+describe('transport: bulk data streams', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let agent: ResyncAgent | undefined;
+  const open: Array<{ close(): Promise<void> }> = [];
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bisync-bulk-'));
+  });
+  afterEach(async () => {
+    for (const x of open.splice(0)) await x.close().catch(() => undefined);
+    await agent?.close();
+    agent = undefined;
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function serve(data: Buffer): Promise<{ port: number; file: string; errors: Error[] }> {
+    const f = file(dir, 'peer.img', data);
+    const ep = await LocalEndpoint.open(f, { write: true, plain: true });
+    open.push(ep);
+    agent = new ResyncAgent({ endpoint: ep, psk: PSK, listen: { host: '127.0.0.1', port: 0 } });
+    const errors: Error[] = [];
+    agent.on('error', (e: Error) => errors.push(e));
+    return { port: (await agent.listen()).port, file: f, errors };
+  }
+
+  for (const compression of ['none', 'zstd'] as const) {
+    it(`moves batches both ways on data streams and the bytes arrive intact (${compression})`, async () => {
+      // Half random, half repetitive: zstd has something to win and something to pass through.
+      const mixed = (): Buffer => Buffer.concat([randomBytes(SIZE / 2), Buffer.alloc(SIZE / 2, 'abcdefgh')]);
+      const peerData = mixed();
+      const localData = mixed();
+      const s = await serve(peerData);
+      const localFile = file(dir, 'local.img', localData);
+      const local = await LocalEndpoint.open(localFile, { write: true, plain: true });
+      open.push(local);
+      const remote = await connectPeer({ host: '127.0.0.1', port: s.port, psk: PSK, streams: 3, compression });
+      open.push(remote);
+      const push: Extent[] = [[0, 8 * MiB], [12 * MiB, 4096], [40 * MiB, 20 * MiB]];
+      const pull: Extent[] = [[8 * MiB, 4 * MiB], [20 * MiB, 16 * MiB]];
+      await Promise.all([transferExtents(local, remote, push, { batchBytes: 2 * MiB }), transferExtents(remote, local, pull, { batchBytes: 2 * MiB })]);
+      await Promise.all([remote.flush(), local.flush()]);
+      assert.equal(remote.streamCount, 3);
+      assert.ok(slice(fs.readFileSync(s.file), push).equals(slice(localData, push)), 'pushed extents differ on the peer');
+      assert.ok(slice(fs.readFileSync(localFile), pull).equals(slice(peerData, pull)), 'pulled extents differ locally');
+      const st = remote.stats();
+      const moved = 48 * MiB + 4096;
+      const wire = st.wireBytesSent + st.wireBytesReceived;
+      if (compression === 'none') assert.ok(wire <= 1.01 * moved && wire >= moved, `wire ${wire} for ${moved} moved`);
+      else assert.ok(wire < 0.75 * moved, `zstd on data streams: wire ${wire} for ${moved} moved`);
+      assert.deepEqual(s.errors, []);
+    });
+  }
+
+  it('holds the rate limit in each direction across all data streams together (order of magnitude)', async () => {
+    const s = await serve(randomBytes(SIZE));
+    const local = await LocalEndpoint.open(file(dir, 'local.img', randomBytes(SIZE)), { write: true, plain: true });
+    open.push(local);
+    const rate = 8 * MiB;
+    const remote = await connectPeer({ host: '127.0.0.1', port: s.port, psk: PSK, streams: 4, rateLimit: rate });
+    open.push(remote);
+    const t = performance.now();
+    // 16 MiB each way in 1 MiB batches spread over four streams: at 8 MiB/s, about 2 s, not 0.5 s.
+    await Promise.all([
+      transferExtents(local, remote, [[0, 16 * MiB]], { batchBytes: MiB }),
+      transferExtents(remote, local, [[32 * MiB, 16 * MiB]], { batchBytes: MiB }),
+    ]);
+    const seconds = (performance.now() - t) / 1000;
+    assert.equal(remote.streamCount, 4);
+    assert.ok(seconds >= 1.5 && seconds < 20, `16 MiB each way at 8 MiB/s took ${seconds.toFixed(2)} s`);
+  });
+
+  it('fails a batch the agent refuses with the agent\'s error instead of hanging on the stream', async () => {
+    const s = await serve(randomBytes(SIZE / 4));
+    const local = await LocalEndpoint.open(file(dir, 'local.img', randomBytes(SIZE)), { write: true, plain: true });
+    open.push(local);
+    const remote = await connectPeer({ host: '127.0.0.1', port: s.port, psk: PSK, streams: 2 });
+    open.push(remote);
+    // 8 MiB past the end of the agent's 16 MiB device: more than a socket buffer holds.
+    await assert.rejects(transferExtents(local, remote, [[SIZE / 2, 8 * MiB]]), /past the end of/);
+    await assert.rejects(transferExtents(remote, local, [[SIZE / 2, 8 * MiB]]), /past the end of|closed/);
+  });
+
+  it('keeps block data on the control connection with streams: 0', async () => {
+    const s = await serve(randomBytes(SIZE));
+    const local = await LocalEndpoint.open(file(dir, 'local.img', randomBytes(SIZE)), { write: true, plain: true });
+    open.push(local);
+    const remote = await connectPeer({ host: '127.0.0.1', port: s.port, psk: PSK, streams: 0 });
+    open.push(remote);
+    await transferExtents(local, remote, [[0, 4 * MiB]]);
+    assert.equal(remote.streamCount, 0);
+    await assert.rejects(connectPeer({ host: '127.0.0.1', port: s.port, psk: PSK, streams: -1 }), /streams must be an integer from 0 .* got -1/);
+  });
+
+  it('refuses a data stream with the wrong key in its handshake, and one that names no session', async () => {
+    const s = await serve(randomBytes(SIZE));
+    const o = { host: '127.0.0.1', port: s.port, psk: randomBytes(32) };
+    await assert.rejects(openStream(o, 'test agent', randomBytes(16).toString('hex'), 0), /authentication failed/);
+    // The right key but a token of no session: the agent drops it before its answer.
+    await assert.rejects(openStream({ ...o, psk: PSK }, 'test agent', randomBytes(16).toString('hex'), 0), (e: NodeJS.ErrnoException) => e.code === 'ECONNRESET');
+    assert.ok(s.errors.some((e) => /names no session/.test(e.message)), s.errors.map((e) => e.message).join('; '));
+  });
+
+  describe('records', () => {
+    let src: BlockDevice;
+    let dst: BlockDevice;
+    const key = randomBytes(32);
+    const x: Extent[] = [[0, MiB], [3 * MiB, 64 * 1024]];
+    let zero: Buffer;
+
+    beforeEach(async () => {
+      src = await BlockDevice.open(file(dir, 'src.img', randomBytes(4 * MiB)));
+      zero = Buffer.alloc(4 * MiB);
+      dst = await BlockDevice.open(file(dir, 'dst.img', zero), { write: true });
+    });
+    afterEach(async () => {
+      await src.close();
+      await dst.close();
+    });
+
+    const send = (sock: number, seq: number, k = key): Promise<unknown> => bulk.sendExtents(sock, k, seq, 7, src.handle('t'), src.path, toFlat(x), 0);
+    const recv = (sock: number, seq: number, k = key): Promise<unknown> => bulk.recvExtents(sock, k, seq, 7, dst.handle('t'), dst.path, toFlat(x));
+    const untouched = (): boolean => fs.readFileSync(dst.path).equals(zero);
+
+    it('opens what was sealed with the same key and sequence number', async () => {
+      const p = await socketPair();
+      try {
+        await Promise.all([send(p.a, 0), recv(p.b, 0)]);
+        assert.ok(slice(fs.readFileSync(dst.path), x).equals(slice(fs.readFileSync(src.path), x)));
+      } finally {
+        p.close();
+      }
+    });
+
+    it('refuses a record sealed with another key, writing nothing', async () => {
+      const p = await socketPair();
+      try {
+        const [, r] = await Promise.allSettled([send(p.a, 0, randomBytes(32)), recv(p.b, 0)]);
+        assert.equal(r.status, 'rejected');
+        assert.match(((r as PromiseRejectedResult).reason as Error).message, /authentication tag mismatch/);
+        assert.equal(((r as PromiseRejectedResult).reason as NodeJS.ErrnoException).code, 'EBADMSG');
+        assert.ok(untouched());
+      } finally {
+        p.close();
+      }
+    });
+
+    it('refuses a record with one byte altered on the way, writing nothing', async () => {
+      const p = await socketPair(32 + 5000); // a byte of the ciphertext, past the header
+      try {
+        const [, r] = await Promise.allSettled([send(p.a, 0), recv(p.b, 0)]);
+        assert.equal(r.status, 'rejected');
+        assert.equal(((r as PromiseRejectedResult).reason as NodeJS.ErrnoException).code, 'EBADMSG');
+        assert.ok(untouched());
+      } finally {
+        p.close();
+      }
+    });
+
+    it('refuses a replayed record (the receiver expects the next sequence number), writing nothing new', async () => {
+      const p = await socketPair();
+      try {
+        await Promise.all([send(p.a, 0), recv(p.b, 0)]);
+        fs.writeFileSync(dst.path, zero);
+        // The same record again (same key, sequence 0) where sequence 1 is due.
+        const [, r] = await Promise.allSettled([send(p.a, 0), recv(p.b, 1)]);
+        assert.equal(r.status, 'rejected');
+        assert.match(((r as PromiseRejectedResult).reason as Error).message, /sequence 0, expected 1/);
+        assert.ok(untouched());
+      } finally {
+        p.close();
+      }
+    });
+  });
+});
