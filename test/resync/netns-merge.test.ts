@@ -96,10 +96,19 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
     return agent;
   }
 
-  /** A rate-limited merge that `cut` interrupts after 0.8 s: it must fail as an error (exit 2). */
+  /**
+   * A rate-limited merge that `cut` interrupts once its journal exists (the transfer has begun),
+   * not after a fixed time: on a loaded machine the client may not even have connected by then.
+   * It must fail as an error (exit 2).
+   */
   async function interruptedMerge(port: number, psk: string, cut: () => void): Promise<Run> {
     const running = merge(net!.a.ns, mergeArgs(port, psk, ['--rate-limit', '10M']));
-    await new Promise((r) => setTimeout(r, 800));
+    const journal = path.join(p!.dir, 'journal.json');
+    for (const t0 = Date.now(); !fs.existsSync(journal); ) {
+      if (Date.now() - t0 > 60_000) throw new Error('the merge wrote no journal within 60 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 300));
     cut();
     const failed = await running;
     assert.equal(failed.status, 2, failed.stdout);
