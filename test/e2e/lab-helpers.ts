@@ -27,7 +27,7 @@ export function skipWithoutLab(ctx: Mocha.Context): void {
   const why = labUnavailable() ?? (fs.existsSync(CLI) ? undefined : `needs the built CLI (${path.relative(process.cwd(), CLI)}; run npm run build)`);
   if (!why) return;
   if (inCi) throw new Error(`the DRBD lab cannot run here: ${why}. CI=true, so this fails instead of turning pending`);
-  ctx.test!.parent!.title += ` (pending: ${why})`;
+  for (const t of ctx.test!.parent!.tests) t.title += ` (pending: ${why})`;
   ctx.skip();
 }
 
