@@ -77,8 +77,8 @@ export interface KernelDecision {
  * Maps drbd_uuid_compare()'s result to a verdict: 0 in sync, ±1 a bitmap
  * resync, ±2 a full sync (positive: this node is the source), 100 split brain
  * (equal bitmap UUIDs), -100 split brain over a common history UUID, -1000
- * unrelated. For -1000 the kernel logs the last rule it tried (100); the
- * classifier calls that rule -1000.
+ * unrelated. The rule is the kernel's as logged (for -1000 the last rule it
+ * tried, 100).
  */
 export function kernelDecision(h: Handshake): KernelDecision {
   const hg = Number(h.result);
@@ -89,7 +89,7 @@ export function kernelDecision(h: Handshake): KernelDecision {
   if (hg === -1 || hg === -2) return { verdict: 'peer-ahead', rule, fullSync: hg === -2 };
   if (hg === 100) return { verdict: 'split-brain', rule, fullSync: false };
   if (hg === -100) return { verdict: 'history-split-brain', rule, fullSync: false };
-  if (hg === -1000) return { verdict: 'unrelated', rule: -1000, fullSync: false };
+  if (hg === -1000) return { verdict: 'unrelated', rule, fullSync: false };
   throw new Error(`uuid_compare() result ${hg} (rule ${rule}) is not a decision the classifier models: ${h.line}`);
 }
 

@@ -334,7 +334,7 @@ describe('e2e: drbd-bisync against two DRBD 8.4 nodes under qemu', function () {
     const before = l.nodes.map((g) => fileSha256(g.disk));
     const uuids = await withHostLoops(l, (devA, devB) => {
       const p = hostCli(['plan', '--device', devA, '--peer-device', devB, '--json']);
-      assert.equal(p.status, 0, describeCli(p));
+      assert.equal(p.status, 1, describeCli(p)); // a plan that finds no safe merge is a refusal
       assert.deepEqual([p.json.verdict, p.json.rule], ['history-split-brain', 100], describeCli(p));
       const m = hostCli(['merge', '--device', devA, '--peer-device', devB, '--journal', path.join(l.dir, 'journal-s6.json'), '--yes', '--json']);
       assert.equal(m.status, 1, describeCli(m));

@@ -120,7 +120,8 @@ describe('e2e: drbd-bisync status/watch on DRBD 8.4 (qemu lab)', function () {
     const events: WatchEvent[] = fs.readFileSync(lab.a.hostPath('watch.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(events[0].type, 'exists');
     const states = events.map((e) => (e.resource as ResourceStatus).connection);
-    assert.ok(states.includes('WFConnection') || states.includes('Connected'), `no reconnect seen: ${states.join(' ')}`);
+    // The watcher may see only some of the quick steps of the attempt.
+    assert.ok(['WFConnection', 'WFReportParams', 'Connected'].some((c) => states.includes(c)), `no reconnect seen: ${states.join(' ')}`);
     const last = events[events.length - 1].resource as ResourceStatus;
     assert.equal(last.connection, 'StandAlone');
     assert.equal(last.splitBrain, true, JSON.stringify(last));
