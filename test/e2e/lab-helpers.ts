@@ -31,27 +31,27 @@ export function skipWithoutLab(ctx: Mocha.Context): void {
   ctx.skip();
 }
 
-let shared: Promise<{ lab: Lab; bootMs: number }> | undefined;
+let shared: Promise<Lab> | undefined;
 
 /**
  * The two guests every e2e file uses: booted once per run (a boot is most of a
  * minute under emulation). Preparing the kernel or booting failing is a test
  * failure everywhere, not a reason to be pending.
  */
-export function sharedLab(): Promise<{ lab: Lab; bootMs: number }> {
+export function sharedLab(): Promise<Lab> {
   shared ??= (async () => {
     prepareLab();
     const lab = await Lab.create();
-    const bootMs = await lab.boot();
-    return { lab, bootMs };
+    await lab.boot();
+    return lab;
   })();
   return shared;
 }
 
 // A root hook: runs once after every e2e file.
 after(async () => {
-  const s = await shared?.catch(() => undefined);
-  await s?.lab.close();
+  const lab = await shared?.catch(() => undefined);
+  await lab?.close();
 });
 
 /** A write one node makes through /dev/drbd0: `length` bytes derived from `tag` at `offset`. */

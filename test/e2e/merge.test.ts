@@ -10,14 +10,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Lab } from '../../scripts/drbd-lab/lab';
 import {
-  DrbdState, RESOURCE, configure, down, drbdadm, procDrbd, resetToSynced, splitBrain, up, waitState, waitSynced,
+  BACKING, DrbdState, RESOURCE, configure, down, drbdadm, procDrbd, resetToSynced, splitBrain, up, waitState, waitSynced,
 } from '../../scripts/drbd-lab/drbd';
 import type { GenerationUuids } from '../../lib/plan/classify';
 import {
   CLI, MiB, Write, connectLogs, contentOf, copyDisk, describeCli, expectKernelAgrees, expectNothingResynced, expectWritesOnBoth,
   fileSha256, guestCli, hashesOn, hostCli, inspectUuids, markBoth, sha256, sharedLab, skipWithoutLab, withHostLoops, writeAll,
 } from './lab-helpers';
-import { BACKING } from '../../scripts/drbd-lab/drbd';
 
 const timings: Array<[string, number]> = [];
 const comparison: string[] = [];
@@ -37,8 +36,7 @@ describe('e2e: drbd-bisync against two DRBD 8.4 nodes under qemu', function () {
   before(async function () {
     skipWithoutLab(this);
     const t = Date.now();
-    const shared = await sharedLab();
-    lab = shared.lab;
+    lab = await sharedLab();
     timings.push(['kernel + initramfs + boot both guests (once per run)', Date.now() - t]);
     await configure(lab); // each scenario starts with resetToSynced
   });

@@ -48,7 +48,7 @@ describe('e2e: drbd-bisync status/watch on DRBD 8.4 (qemu lab)', function () {
     // in whatever state they left it (or none, when this file runs alone) and
     // start from fresh meta-data, so the initial sync of the 64 MiB disks at
     // 512 KiB/s is slow enough to be seen in progress.
-    ({ lab } = await sharedLab());
+    lab = await sharedLab();
     await Promise.all(lab.nodes.map((g) => g.sh(drbdadm(`down ${RESOURCE}`))));
     await configure(lab, '512K');
     await createMd(lab);
