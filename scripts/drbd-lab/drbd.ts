@@ -30,6 +30,10 @@ export interface DrbdState {
   ro?: string;
   ds?: string;
   oos?: number;
+  /** KiB sent and received over the network and written to disk since the minor was created (`up`). */
+  ns?: number;
+  nr?: number;
+  dw?: number;
   raw: string;
 }
 
@@ -37,8 +41,11 @@ export function parseProcDrbd(text: string, minor = 0): DrbdState {
   const m = new RegExp(`^\\s*${minor}: (.*)$`, 'm').exec(text);
   if (!m) return { cs: 'Unconfigured', raw: text };
   const field = (k: string) => new RegExp(`\\b${k}:(\\S+)`).exec(text.slice(m.index))?.[1];
-  const oos = field('oos');
-  return { cs: field('cs') ?? '?', ro: field('ro'), ds: field('ds'), oos: oos === undefined ? undefined : Number(oos), raw: text };
+  const num = (k: string) => {
+    const v = field(k);
+    return v === undefined ? undefined : Number(v);
+  };
+  return { cs: field('cs') ?? '?', ro: field('ro'), ds: field('ds'), oos: num('oos'), ns: num('ns'), nr: num('nr'), dw: num('dw'), raw: text };
 }
 
 export async function procDrbd(g: Guest): Promise<DrbdState> {

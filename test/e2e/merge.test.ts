@@ -1,48 +1,49 @@
 // End to end: two real DRBD 8.4 nodes under qemu. Each scenario makes a split
 // brain (or an outage, or a crash), repairs it with drbd-bisync, and checks from
-// inside the guests (/proc/drbd, drbdadm, reads through /dev/drbd0) that DRBD
-// reconnects UpToDate/UpToDate with nothing to resync and both sides' writes.
+// inside the guests that DRBD reconnects UpToDate/UpToDate with nothing to
+// resync: the kernel log of both nodes (uuid_compare() rule 40, no "Began
+// resync"), /proc/drbd's counters, drbdadm, and reads through /dev/drbd0.
+// Where a scenario lets DRBD decide on UUIDs (outage, split brain), the
+// kernel's decision is checked against the project's classifier.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Lab, labUnavailable, prepareLab } from '../../scripts/drbd-lab/lab';
+import { Lab } from '../../scripts/drbd-lab/lab';
 import {
-  BACKING, RESOURCE, configure, down, drbdadm, procDrbd, resetToSynced, splitBrain, up, waitState, waitSynced,
+  BACKING, DrbdState, RESOURCE, configure, down, drbdadm, procDrbd, resetToSynced, splitBrain, up, waitState, waitSynced,
 } from '../../scripts/drbd-lab/drbd';
+import type { GenerationUuids } from '../../lib/plan/classify';
 import {
-  CLI, MiB, Write, contentOf, copyDisk, describeCli, expectWritesOnBoth, fileSha256, guestCli,
-  hashesOn, hostCli, sha256, withHostLoops, writeAll,
+  CLI, MiB, Write, connectLogs, contentOf, copyDisk, describeCli, expectKernelAgrees, expectNothingResynced, expectWritesOnBoth,
+  fileSha256, guestCli, hashesOn, hostCli, inspectUuids, markBoth, sha256, sharedLab, skipWithoutLab, withHostLoops, writeAll,
 } from './lab-helpers';
 
 const timings: Array<[string, number]> = [];
 const comparison: string[] = [];
 
+/** What a scenario that merged must hand the reconnect check. */
+interface Merged {
+  /** The merge report's finalized.currentUuid. */
+  finalized: string;
+  /** Both nodes' UUIDs as inspect read them after the merge, before `up`. */
+  uuids: [GenerationUuids, GenerationUuids];
+}
+
 describe('e2e: drbd-bisync against two DRBD 8.4 nodes under qemu', function () {
   let lab: Lab | undefined;
-  let unavailable: string | undefined;
   const t0 = Date.now();
 
   before(async function () {
-    unavailable = labUnavailable();
-    if (!unavailable && !fs.existsSync(CLI)) unavailable = `needs the build (${path.relative(process.cwd(), CLI)}; run npm run build)`;
-    if (unavailable) return;
+    skipWithoutLab(this);
     const t = Date.now();
-    try {
-      prepareLab();
-    } catch (e) {
-      unavailable = `kernel unavailable: ${(e as Error).message}`;
-      return;
-    }
-    timings.push(['kernel + initramfs (cached after the first run)', Date.now() - t]);
-    lab = await Lab.create();
-    timings.push(['boot both guests', await lab.boot()]);
+    lab = await sharedLab();
+    timings.push(['kernel + initramfs + boot both guests (once per run)', Date.now() - t]);
     await configure(lab); // each scenario starts with resetToSynced
   });
 
-  after(async function () {
-    await lab?.close();
+  after(function () {
     if (!lab) return;
-    timings.push(['whole lab', Date.now() - t0]);
+    timings.push(['whole merge suite', Date.now() - t0]);
     console.log('\n  Timings:');
     for (const [what, ms] of timings) console.log(`    ${(what.length > 56 ? `${what.slice(0, 55)}…` : what).padEnd(58)} ${(ms / 1000).toFixed(1).padStart(6)} s`);
     if (comparison.length) console.log(`\n  DRBD alone vs drbd-bisync:\n${comparison.map((l) => `    ${l}`).join('\n')}`);
@@ -51,10 +52,6 @@ describe('e2e: drbd-bisync against two DRBD 8.4 nodes under qemu', function () {
   /** Runs a scenario on a lab reset to Connected UpToDate/UpToDate, and times it. */
   function scenario(title: string, body: (lab: Lab) => Promise<void>): void {
     it(title, async function () {
-      if (unavailable) {
-        this.test!.title += ` (pending: ${unavailable})`;
-        this.skip();
-      }
       const t = Date.now();
       try {
         await resetToSynced(lab!, copyDisk);
@@ -85,8 +82,35 @@ describe('e2e: drbd-bisync against two DRBD 8.4 nodes under qemu', function () {
     await Promise.all(l.nodes.map((g) => down(g)));
   }
 
-  async function upAndExpectSynced(l: Lab, writes: Write[]): Promise<void> {
+  /** Both uuids from inspect on the host-attached backing devices (the resource is down). */
+  const inspectBoth = (devA: string, devB: string): [GenerationUuids, GenerationUuids] => [inspectUuids(devA), inspectUuids(devB)];
+
+  /**
+   * Marks both kernel logs, brings both nodes up and waits until each has
+   * finished its handshake (left Unconnected/WFConnection/WFReportParams).
+   * Returns the mark and the first state each node showed after it.
+   */
+  async function upBoth(l: Lab): Promise<{ mark: string; first: DrbdState[] }> {
+    const mark = await markBoth(l, 'up');
     await Promise.all(l.nodes.map((g) => up(g)));
+    const first = await Promise.all(l.nodes.map((g) =>
+      waitState(g, (s) => !['Unconnected', 'WFConnection', 'WFReportParams'].includes(s.cs), 'the end of the handshake')));
+    return { mark, first };
+  }
+
+  /**
+   * Up on both nodes, then Connected UpToDate/UpToDate with every write on both.
+   * After a merge (merged given): the kernel decided "in sync" by rule 40 on
+   * both nodes, as the classifier does on the UUIDs inspect read; nothing was
+   * out of sync at connect; no resync began; no byte moved or was written;
+   * both nodes carry the merge's finalized current UUID.
+   */
+  async function upAndExpectSynced(l: Lab, writes: Write[], merged?: Merged, started?: { mark: string; first: DrbdState[] }): Promise<void> {
+    const { mark, first } = started ?? await upBoth(l);
+    if (merged) {
+      first.forEach((s, i) => assert.deepEqual([s.cs, s.ds, s.oos], ['Connected', 'UpToDate/UpToDate', 0], `${l.nodes[i].name} right after the handshake:\n${s.raw}`));
+      await expectKernelAgrees(l, mark, merged.uuids);
+    }
     const states = await waitSynced(l);
     for (const [i, s] of states.entries()) {
       assert.equal(s.cs, 'Connected', `${l.nodes[i].name}: ${s.raw}`);
@@ -104,14 +128,23 @@ describe('e2e: drbd-bisync against two DRBD 8.4 nodes under qemu', function () {
     }
     const [ua, ub] = gis.map((gi) => gi.split(':'));
     assert.equal(ub[0], ua[0], `current UUIDs differ: nodea ${gis[0]}, nodeb ${gis[1]}`);
+    if (merged) assert.equal(ua[0], merged.finalized, `get-gi current UUID vs the merge's finalized.currentUuid: ${gis.join(' / ')}`);
     await expectWritesOnBoth(l, writes, true);
+    if (merged) await expectNothingResynced(l, mark, merged.finalized);
+  }
+
+  /** A merge report's finalized UUID, asserting the merge merged. */
+  function finalizedOf(m: { json?: any }): string {
+    assert.equal(m.json?.outcome, 'merged', JSON.stringify(m.json));
+    assert.match(m.json.finalized?.currentUuid ?? '', /^[0-9A-F]{16}$/, JSON.stringify(m.json.finalized));
+    return m.json.finalized.currentUuid;
   }
 
   scenario('1a. disjoint writes on both sides, merged on the host over both disk images', async (l) => {
     const writes = disjoint(l, 's1a');
     await splitBrainWith(l, writes);
     const journal = path.join(l.dir, 'journal-s1a.json');
-    await withHostLoops(l, (devA, devB) => {
+    const merged = await withHostLoops(l, (devA, devB): Merged => {
       const p = hostCli(['plan', '--device', devA, '--peer-device', devB, '--json']);
       assert.equal(p.status, 0, describeCli(p));
       assert.equal(p.json.verdict, 'split-brain', describeCli(p));
@@ -120,9 +153,10 @@ describe('e2e: drbd-bisync against two DRBD 8.4 nodes under qemu', function () {
       assert.equal(p.json.toLocalBytes, (128 + 8) * 1024);
       const m = hostCli(['merge', '--device', devA, '--peer-device', devB, '--journal', journal, '--yes', '--json']);
       assert.equal(m.status, 0, describeCli(m));
+      return { finalized: finalizedOf(m), uuids: inspectBoth(devA, devB) };
     });
-    await upAndExpectSynced(l, writes);
-    comparison.push(`disjoint split brain, drbd-bisync merge: Connected UpToDate/UpToDate oos:0, all ${writes.length} writes of both nodes on both`);
+    await upAndExpectSynced(l, writes, merged);
+    comparison.push(`disjoint split brain, drbd-bisync merge: uuid_compare()=0 by rule 40 on both, no resync, 0 bytes resynced, all ${writes.length} writes of both nodes on both`);
   });
 
   scenario('1b. disjoint writes on both sides, merged inside the guests over the guest link (serve + merge)', async (l) => {
@@ -136,7 +170,8 @@ describe('e2e: drbd-bisync against two DRBD 8.4 nodes under qemu', function () {
     const served = await l.b.wait(serve, 60_000);
     assert.equal(m.status, 0, describeCli(m));
     assert.equal(served.rc, 0, `serve: ${served.out}`);
-    await upAndExpectSynced(l, writes);
+    const finalized = finalizedOf(m);
+    await upAndExpectSynced(l, writes, { finalized, uuids: await withHostLoops(l, inspectBoth) });
   });
 
   scenario('2. overlapping different writes: refused unchanged, then prefer-local with an archive, then restore-archive', async (l) => {
@@ -149,16 +184,17 @@ describe('e2e: drbd-bisync against two DRBD 8.4 nodes under qemu', function () {
     await splitBrainWith(l, writes);
     const before = l.nodes.map((g) => fileSha256(g.disk));
     const archive = l.a.hostPath('archive');
-    await withHostLoops(l, (devA, devB) => {
+    const merged = await withHostLoops(l, (devA, devB): Merged => {
       const refused = hostCli(['merge', '--device', devA, '--peer-device', devB, '--journal', path.join(l.dir, 'journal-s2.json'), '--yes', '--json']);
       assert.equal(refused.status, 1, describeCli(refused));
       assert.deepEqual(l.nodes.map((g) => fileSha256(g.disk)), before, 'both disks byte for byte unchanged after the refusal');
       const m = hostCli(['merge', '--device', devA, '--peer-device', devB, '--on-conflict', 'prefer-local', '--archive', archive,
         '--journal', path.join(l.dir, 'journal-s2b.json'), '--yes', '--json']);
       assert.equal(m.status, 0, describeCli(m));
+      return { finalized: finalizedOf(m), uuids: inspectBoth(devA, devB) };
     });
     const winners = writes.filter((w) => w.tag !== 's2-b-x');
-    await upAndExpectSynced(l, winners);
+    await upAndExpectSynced(l, winners, merged);
     // The loser's (nodeb's) blocks come back through DRBD, so both nodes get them.
     await l.a.ok(drbdadm(`primary ${RESOURCE}`));
     const r = await guestCli(l.a, ['restore-archive', '--archive', l.a.guestPath('archive'), '--device', '/dev/drbd0', '--yes', '--json']);
@@ -191,7 +227,7 @@ describe('e2e: drbd-bisync against two DRBD 8.4 nodes under qemu', function () {
     await down(l.b);
     const written = wrote();
     assert.ok(written > 0, 'nodea wrote before it was killed');
-    await withHostLoops(l, (devA, devB) => {
+    const merged = await withHostLoops(l, (devA, devB): Merged => {
       saveUncleanMetadata(devA, l.a.disk, written);
       const p = hostCli(['plan', '--device', devA, '--peer-device', devB, '--json']);
       assert.equal(p.status, 0, describeCli(p));
@@ -200,11 +236,36 @@ describe('e2e: drbd-bisync against two DRBD 8.4 nodes under qemu', function () {
       assert.ok(p.json.toPeerBytes >= 4 * MiB, `the activity log's 4 MiB extents are in the change set (toPeerBytes ${p.json.toPeerBytes})`);
       const m = hostCli(['merge', '--device', devA, '--peer-device', devB, '--journal', path.join(l.dir, 'journal-s3.json'), '--yes', '--json']);
       assert.equal(m.status, 0, describeCli(m));
+      return { finalized: finalizedOf(m), uuids: inspectBoth(devA, devB) };
     });
-    await upAndExpectSynced(l, before);
+    await upAndExpectSynced(l, before, merged);
   });
 
-  scenario('4. one-sided outage: only nodea wrote', async (l) => {
+  /** Plan and merge on the host over both (down) disks; the merge must leave the one-way resync to DRBD. */
+  function leftToDrbd(l: Lab, verdict: string, journal: string): Promise<{ plan: any; uuids: [GenerationUuids, GenerationUuids]; outcome: string }> {
+    return withHostLoops(l, (devA, devB) => {
+      const p = hostCli(['plan', '--device', devA, '--peer-device', devB, '--json']);
+      assert.equal(p.status, 0, describeCli(p));
+      assert.equal(p.json.verdict, verdict, describeCli(p));
+      const m = hostCli(['merge', '--device', devA, '--peer-device', devB, '--journal', path.join(l.dir, journal), '--yes', '--json']);
+      assert.equal(m.status, 0, describeCli(m));
+      // One side ahead is DRBD's own one-way resync: drbd-bisync writes nothing.
+      assert.equal(m.json.outcome, 'left-to-drbd', describeCli(m));
+      assert.equal(m.json.finalized, null);
+      assert.ok(typeof m.json.message === 'string' && m.json.message.length > 0, 'merge says what it did');
+      return { plan: p.json, uuids: inspectBoth(devA, devB), outcome: `${m.json.outcome}: ${m.json.message}` };
+    });
+  }
+
+  /** "Began resync as SyncSource (will sync N KB [B bits set])" on the node, as bytes. */
+  function resyncBytes(lines: string[], as: 'SyncSource' | 'SyncTarget'): number[] {
+    return lines.flatMap((l) => {
+      const m = new RegExp(`Began resync as ${as} \\(will sync (\\d+) KB`).exec(l);
+      return m ? [Number(m[1]) * 1024] : [];
+    });
+  }
+
+  scenario('4. one-sided outage: only nodea wrote; DRBD resyncs exactly its bitmap (rules 70/50, as classify says)', async (l) => {
     const writes: Write[] = [
       { node: l.a, tag: 's4-a1', offset: 6 * MiB, length: 32 * 1024 },
       { node: l.a, tag: 's4-a2', offset: 50 * MiB, length: 4096 },
@@ -213,34 +274,37 @@ describe('e2e: drbd-bisync against two DRBD 8.4 nodes under qemu', function () {
     await l.a.ok(drbdadm(`primary ${RESOURCE}`));
     await writeAll(writes);
     await Promise.all(l.nodes.map((g) => down(g)));
-    let outcome = '';
-    await withHostLoops(l, (devA, devB) => {
-      const p = hostCli(['plan', '--device', devA, '--peer-device', devB, '--json']);
-      assert.equal(p.status, 0, describeCli(p));
-      assert.equal(p.json.verdict, 'local-ahead', describeCli(p));
-      assert.equal(p.json.toLocalBytes, 0);
-      const m = hostCli(['merge', '--device', devA, '--peer-device', devB, '--journal', path.join(l.dir, 'journal-s4.json'), '--yes', '--json']);
-      assert.equal(m.status, 0, describeCli(m));
-      assert.ok(['merged', 'left-to-drbd'].includes(m.json.outcome), describeCli(m));
-      assert.ok(typeof m.json.message === 'string' && m.json.message.length > 0, 'merge says what it did');
-      outcome = `${m.json.outcome}: ${m.json.message}`;
-    });
-    await upAndExpectSynced(l, writes);
-    comparison.push(`one-sided outage, drbd-bisync: ${outcome}`);
+    const { plan, uuids, outcome } = await leftToDrbd(l, 'local-ahead', 'journal-s4.json');
+    assert.equal(plan.toLocalBytes, 0);
+    assert.equal(plan.toPeerBytes, (32 + 4) * 1024);
+    const started = await upBoth(l);
+    const [la] = await expectKernelAgrees(l, started.mark, uuids);
+    await upAndExpectSynced(l, writes, undefined, started);
+    // A bitmap-based resync of exactly what the plan said DRBD would move, from nodea.
+    const logs = await connectLogs(l, started.mark);
+    assert.deepEqual(resyncBytes(logs[0].resyncs, 'SyncSource'), [plan.toPeerBytes], `nodea: ${logs[0].resyncs.join(' | ')}`);
+    assert.deepEqual(resyncBytes(logs[1].resyncs, 'SyncTarget'), [plan.toPeerBytes], `nodeb: ${logs[1].resyncs.join(' | ')}`);
+    comparison.push(`one-sided outage, drbd-bisync: ${outcome}; DRBD: ${la.handshakes[0].line.replace(/^.*uuid_compare/, 'uuid_compare')}, resynced ${plan.toPeerBytes} bytes`);
   });
 
-  scenario('5. baseline: DRBD alone stays StandAlone; --discard-my-data loses the victim\'s writes', async (l) => {
+  scenario('5. baseline: DRBD alone stays StandAlone (rule 90, as classify says); --discard-my-data loses the victim\'s writes', async (l) => {
     const writes = disjoint(l, 's5');
     const aWrites = writes.filter((w) => w.node === l.a);
     const bWrites = writes.filter((w) => w.node === l.b);
     const beforeB = await hashesOn(l.a, bWrites); // what nodeb's ranges held before the split brain
-    await splitBrain(l);
-    await writeAll(writes);
-    await Promise.all(l.nodes.map((g) => g.ok(drbdadm(`secondary ${RESOURCE}`))));
-    await Promise.all(l.nodes.map((g) => g.ok(drbdadm(`connect ${RESOURCE}`))));
+    await splitBrainWith(l, writes);
+    const uuids = await withHostLoops(l, (devA, devB) => {
+      const p = hostCli(['plan', '--device', devA, '--peer-device', devB, '--json']);
+      assert.equal(p.json?.verdict, 'split-brain', describeCli(p));
+      return inspectBoth(devA, devB);
+    });
+    const mark = await markBoth(l, 'up');
+    await Promise.all(l.nodes.map((g) => up(g))); // up connects: both meet the split brain
     const sa = await waitState(l.a, (s) => s.cs === 'StandAlone', 'StandAlone after split-brain detection', 60_000);
     const sb = await waitState(l.b, (s) => s.cs === 'StandAlone' || s.cs === 'WFConnection', 'StandAlone or WFConnection', 60_000);
-    comparison.push(`DRBD alone after the split brain: nodea ${sa.cs}, nodeb ${sb.cs} (no replication until an operator acts)`);
+    const [la] = await expectKernelAgrees(l, mark, uuids);
+    assert.ok(la.splitBrain.length > 0, 'nodea logged "Split-Brain detected"');
+    comparison.push(`DRBD alone after the split brain: ${la.handshakes[0].line.replace(/^.*uuid_compare/, 'uuid_compare')}, nodea ${sa.cs}, nodeb ${sb.cs} (no replication until an operator acts)`);
     // The operator's usual fix: nodeb is the victim.
     if (sb.cs !== 'StandAlone') await l.b.ok(drbdadm(`disconnect ${RESOURCE}`));
     await l.b.ok(drbdadm(`-- --discard-my-data connect ${RESOURCE}`));
@@ -256,6 +320,47 @@ describe('e2e: drbd-bisync against two DRBD 8.4 nodes under qemu', function () {
     }
     const lostBytes = bWrites.reduce((n, w) => n + w.length, 0);
     comparison.push(`DRBD --discard-my-data on nodeb: connected, nodeb's ${lostBytes} written bytes lost on both nodes; drbd-bisync (1a/1b) kept both sides' writes`);
+  });
+
+  scenario('6. split brain where each side also made a new current UUID: plan, merge and DRBD all refuse (rule 100)', async (l) => {
+    await splitBrain(l);
+    await writeAll(disjoint(l, 's6'));
+    // A second generation on each side rotates the common UUID into history:
+    // no bitmap covers all changes any more.
+    await Promise.all(l.nodes.map((g) => g.ok(drbdadm(`new-current-uuid ${RESOURCE}`))));
+    await Promise.all(l.nodes.map((g) => down(g)));
+    const before = l.nodes.map((g) => fileSha256(g.disk));
+    const uuids = await withHostLoops(l, (devA, devB) => {
+      const p = hostCli(['plan', '--device', devA, '--peer-device', devB, '--json']);
+      assert.equal(p.status, 1, describeCli(p)); // a plan that finds no safe merge is a refusal
+      assert.deepEqual([p.json.verdict, p.json.rule], ['history-split-brain', 100], describeCli(p));
+      const m = hostCli(['merge', '--device', devA, '--peer-device', devB, '--journal', path.join(l.dir, 'journal-s6.json'), '--yes', '--json']);
+      assert.equal(m.status, 1, describeCli(m));
+      assert.equal(m.json.outcome, 'refused', describeCli(m));
+      return inspectBoth(devA, devB);
+    });
+    assert.deepEqual(l.nodes.map((g) => fileSha256(g.disk)), before, 'both disks byte for byte unchanged after the refusal');
+    const mark = await markBoth(l, 'up');
+    await Promise.all(l.nodes.map((g) => up(g)));
+    await waitState(l.a, (s) => s.cs === 'StandAlone', 'StandAlone after split-brain detection', 60_000);
+    const [la] = await expectKernelAgrees(l, mark, uuids);
+    assert.ok(la.splitBrain.length > 0, 'nodea logged "Split-Brain detected"');
+    comparison.push(`split brain over history, DRBD: ${la.handshakes[0].line.replace(/^.*uuid_compare/, 'uuid_compare')}, StandAlone; drbd-bisync: refused, nothing written`);
+  });
+
+  scenario('7. outage where the writer made a second generation: DRBD does a full sync (rules 60/80), as classify says', async (l) => {
+    const writes: Write[] = [{ node: l.b, tag: 's7-b1', offset: 24 * MiB, length: 16 * 1024 }];
+    await Promise.all(l.nodes.map((g) => g.ok(drbdadm(`disconnect ${RESOURCE}`))));
+    await l.b.ok(drbdadm(`primary ${RESOURCE}`));
+    await writeAll(writes);
+    // nodea's current UUID ends up as nodeb's newest history UUID, not its bitmap UUID.
+    await l.b.ok(drbdadm(`new-current-uuid ${RESOURCE}`));
+    await Promise.all(l.nodes.map((g) => down(g)));
+    const { uuids, outcome } = await leftToDrbd(l, 'peer-ahead', 'journal-s7.json');
+    const started = await upBoth(l);
+    const [la] = await expectKernelAgrees(l, started.mark, uuids);
+    await upAndExpectSynced(l, writes, undefined, started);
+    comparison.push(`outage with a second generation on the writer, drbd-bisync: ${outcome}; DRBD: ${la.handshakes[0].line.replace(/^.*uuid_compare/, 'uuid_compare')}`);
   });
 });
 
