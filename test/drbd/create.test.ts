@@ -8,8 +8,9 @@ import * as path from 'node:path';
 import { createMetadata } from '../../lib/drbd/create';
 import { readMetadataAt } from '../../lib/drbd/metadata';
 import { MD_128MB_SECT } from '../../lib/drbd/superblock';
+import { MDF_CONSISTENT, MDF_PRIMARY_IND, MDF_WAS_UP_TO_DATE, NodeState, randomUuid, restoreMetadata } from '../../scripts/split-brain';
 import { requires, tmpDir } from '../helpers/env';
-import { Fmt, Placement, drbdmeta, readAt } from './drbdmeta';
+import { Fmt, Placement, drbdmeta, dump, readAt, restore, wordsPerSlot } from './drbdmeta';
 
 const MiB = 1 << 20;
 
@@ -178,4 +179,43 @@ describe('createMetadata() read back by the library', function () {
     assert.ok(fs.readFileSync(dev).equals(before), 'nothing written');
     await assert.rejects(createMetadata(dev, { format: 'v08', metaDevice: image(dir, 'tiny.img', 16384, []) }), { code: 'ERR_BAD_METADATA', message: /too small for v08 meta-data/ });
   });
+});
+
+describe('split-brain pairs: the library writes what drbdmeta create-md + restore-md write', function () {
+  let dir: string;
+  beforeEach(() => {
+    dir = tmpDir('bisync-create-');
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  /** drbdmeta's way: create-md, then restore-md of a dump with the node's state. */
+  function viaDrbdmeta(file: string, fmt: Fmt, nodeId: 0 | 1, s: NodeState, dataSize: number, bits: Array<[number, number]>): void {
+    const t = { fmt, mdDev: file, placement: 'internal' as const };
+    drbdmeta(t, fmt === 'v09' ? ['create-md', '1'] : ['create-md']);
+    const m = dump(t);
+    const words = new BigUint64Array(wordsPerSlot(dataSize / 512, 4096, 1));
+    for (const [off, len] of bits) for (let b = off / 4096; b < (off + len) / 4096; b++) words[b >> 6] |= 1n << BigInt(b & 63);
+    Object.assign(m, { laSizeSect: dataSize / 512, current: s.current, words: [[...words]] });
+    if (fmt === 'v08') Object.assign(m, { bitmap: s.bitmap, history: [...s.history], flags: s.flags });
+    else {
+      Object.assign(m, { nodeId, flags: s.flags! | 0x80, history: [...s.history, ...Array<bigint>(30).fill(0n)] });
+      m.peers[1 - nodeId] = { bitmapIndex: 0, bitmapUuid: s.bitmap, bitmapDagtag: 0n, flags: 0 };
+    }
+    restore(t, m, dir);
+  }
+
+  for (const fmt of ['v08', 'v09'] as const) {
+    it(`${fmt}: UUIDs, flags, size and bitmap land on the same bytes`, async function () {
+      requires(this, 'drbdmeta');
+      const size = 40 * MiB;
+      const state: NodeState = { current: randomUuid(), bitmap: randomUuid(), history: [randomUuid(), randomUuid()], flags: MDF_CONSISTENT | MDF_WAS_UP_TO_DATE | MDF_PRIMARY_IND, writes: [] };
+      const bits: Array<[number, number]> = [[0, 4096], [8 * MiB, 3 * 4096], [20 * MiB + 4096, MiB]];
+      const [a, b] = [image(dir, 'a.img', size, []), image(dir, 'b.img', size, [])];
+      const dataSize = 36 * MiB;
+      viaDrbdmeta(a, fmt, 1, state, dataSize, bits);
+      await restoreMetadata(b, fmt, 1, state, dataSize, bits);
+      const from = size - MiB;
+      assert.ok(readAt(b, from, MiB).equals(readAt(a, from, MiB)), 'the meta-data area is what drbdmeta restore-md wrote');
+    });
+  }
 });
