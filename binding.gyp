@@ -4,8 +4,8 @@
   # xxhash.h (header-only with XXH_INLINE_ALL) and zstd-napi's gyp file for a
   # static libzstd. Both are build-time only: published tarballs carry prebuilds.
   "variables": {
-    "xxhash_include": "<!(node -p \"require('path').join(require('path').dirname(require.resolve('xxhash-addon/package.json')), 'xxHash')\")",
-    "zstd_gyp": "<!(node -p \"require('path').relative(process.cwd(), require.resolve('zstd-napi/deps/zstd.gyp'))\")"
+    "xxhash_include": "<!(node scripts/native-deps.js xxhash-include)",
+    "zstd_gyp": "<!(node scripts/native-deps.js zstd-gyp)"
   },
   "targets": [
     {
