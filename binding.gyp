@@ -1,4 +1,12 @@
 {
+  # xxHash and zstd come from npm packages that ship their C sources (pinned in
+  # package-lock.json), so the build needs no -dev packages: xxhash-addon's
+  # xxhash.h (header-only with XXH_INLINE_ALL) and zstd-napi's gyp file for a
+  # static libzstd. Both are build-time only: published tarballs carry prebuilds.
+  "variables": {
+    "xxhash_include": "<!(node scripts/native-deps.js xxhash-include)",
+    "zstd_gyp": "<!(node scripts/native-deps.js zstd-gyp)"
+  },
   "targets": [
     {
       "target_name": "drbd_bisync",
@@ -17,9 +25,10 @@
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
+        "<(xxhash_include)",
         "native"
       ],
-      "libraries": ["-lzstd"],
+      "dependencies": ["<(zstd_gyp):libzstd"],
       "defines": [
         "NAPI_VERSION=8",
         "NODE_ADDON_API_DISABLE_DEPRECATED",

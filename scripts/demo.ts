@@ -1,9 +1,10 @@
 // `npm run demo`: a split brain repaired by a bidirectional merge between two
 // processes over TLS on 127.0.0.1. Two image files get DRBD meta-data
-// (written by drbdmeta) and disjoint changes on each side, like two
+// (createMetadata(), as drbdmeta create-md writes it: no drbd-utils needed)
+// and disjoint changes on each side, like two
 // virtualization hosts whose VMs wrote different logical volumes during an
 // outage. Then `serve` runs for the "peer" and `merge` for the "local" node.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -11,6 +12,7 @@ import * as path from 'node:path';
 import { BlockDevice } from '../lib/device/block-device';
 import { diffDevices } from '../lib/device/compare';
 import { totalBytes } from '../lib/device/extent';
+import { readMetadataAt } from '../lib/drbd/metadata';
 import { startServe } from './serve-process';
 import { makePair, randomRanges, splitBrainStates } from './split-brain';
 
@@ -22,8 +24,15 @@ function say(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
-function getGi(device: string): string {
-  return execFileSync('drbdmeta', ['--force', '0', 'v08', device, 'internal', 'get-gi'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+/** The generation UUIDs as `drbdmeta get-gi` orders them, and the bits set. */
+async function getGi(device: string): Promise<string> {
+  const { md, close } = await readMetadataAt(device);
+  try {
+    const r = await md.report();
+    return `${[r.uuids.current, r.uuids.bitmap, ...r.uuids.history].join(':')}, ${r.bitsSet} bits set`;
+  } finally {
+    await close();
+  }
 }
 
 async function main(): Promise<void> {
@@ -41,11 +50,11 @@ async function main(): Promise<void> {
   const aWrites = randomRanges(half - (4 << 20), 40, 64);
   const bWrites = randomRanges(half - (4 << 20), 40, 64).map(([o, l]) => [o + half, l] as const);
   const states = splitBrainStates(aWrites, bWrites);
-  const dataSize = makePair(local, peer, { ...states, commonData: true });
+  const dataSize = await makePair(local, peer, { ...states, commonData: true });
   say(`2. Split brain: both nodes were primary while disconnected.`);
   say(`   node A wrote ${MiB(totalBytes(aWrites))} in ${aWrites.length} ranges, node B wrote ${MiB(totalBytes(bWrites))} in ${bWrites.length} ranges`);
-  say(`   node A get-gi: ${getGi(local)}`);
-  say(`   node B get-gi: ${getGi(peer)}`);
+  say(`   node A UUIDs: ${await getGi(local)}`);
+  say(`   node B UUIDs: ${await getGi(peer)}`);
 
   const psk = path.join(dir, 'psk');
   fs.writeFileSync(psk, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
@@ -64,8 +73,8 @@ async function main(): Promise<void> {
   for await (const e of diffDevices(a, b, 4096, { extents: [[0, dataSize]] })) differing += e[1];
   await Promise.all([a.close(), b.close()]);
   say(`5. Data areas compared block by block: ${differing === 0 ? 'identical' : `${differing} bytes DIFFER`}`);
-  say(`   node A get-gi: ${getGi(local)}`);
-  say(`   node B get-gi: ${getGi(peer)}`);
+  say(`   node A UUIDs: ${await getGi(local)}`);
+  say(`   node B UUIDs: ${await getGi(peer)}`);
   say('   Same current UUID, no bitmap UUID, no bits set: `drbdadm up` connects UpToDate/UpToDate with nothing to resync.');
   fs.rmSync(dir, { recursive: true, force: true });
   if (differing) process.exitCode = 1;

@@ -1,13 +1,19 @@
 // Makes two DRBD backing devices (image files or block devices) in a chosen
 // relation, the way DRBD leaves them: data written on each side, bitmap bits
 // for those writes, generation UUIDs as DRBD rotates them. The meta-data is
-// written by drbdmeta itself (create-md, then restore-md of a dump), so what
-// drbd-bisync reads is what DRBD's own tool wrote. Used by the demo and tests.
+// written by the library (createMetadata(), which writes what drbdmeta
+// create-md does, then update()), so the demo needs no drbd-utils; the tests
+// check the result with drbdmeta where it is installed. Used by the demo,
+// the benchmarks and the tests.
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import type { Extent } from '../lib/device/extent';
-import { Fmt, Target, drbdmeta, dump, restore, wordsPerSlot } from './drbdmeta';
+import { createMetadata } from '../lib/drbd/create';
+import { readMetadataAt } from '../lib/drbd/metadata';
+import { formatUuid } from '../lib/drbd/uuid';
+import type { MetadataFlags } from '../lib/drbd/types';
+
+export type Fmt = 'v08' | 'v09';
 
 export interface NodeState {
   current: bigint;
@@ -59,45 +65,37 @@ export function splitBrainStates(localWrites: Extent[], peerWrites: Extent[]): {
 const MDF_AL_CLEAN = 1 << 7;
 
 /** Creates internal meta-data (v09: one peer slot) and returns the usable data size in bytes. */
-export function createMetadata(device: string, fmt: Fmt = 'v08'): number {
-  const t = target(device, fmt);
-  drbdmeta(t, fmt === 'v09' ? ['create-md', '1'] : ['create-md']);
-  return dump(t).bmOffset;
+export async function createInternal(device: string, fmt: Fmt = 'v08', sizeBytes?: number, nodeId?: 0 | 1): Promise<number> {
+  const v09 = fmt === 'v09' && nodeId !== undefined ? { nodeId, peerNodeIds: [1 - nodeId] } : {};
+  const r = await createMetadata(device, { format: fmt, overwrite: true, sizeBytes, ...v09 });
+  return r.bmOffset;
 }
 
-const target = (device: string, fmt: Fmt): Target => ({ fmt, mdDev: device, placement: 'internal' });
+/** The named flags of an MDF_* word; v09 keeps its AL clean, as DRBD 9 does when it goes down. */
+function namedFlags(word: number, fmt: Fmt): Partial<Omit<MetadataFlags, 'raw'>> {
+  const on = (b: number): boolean => (word & b) !== 0;
+  const shared = { consistent: on(1 << 0), primary: on(1 << 1), wasUpToDate: on(1 << 4), crashedPrimary: on(1 << 6), alClean: fmt === 'v09' || on(MDF_AL_CLEAN), alDisabled: on(1 << 8) };
+  return fmt === 'v08' ? { ...shared, connected: on(1 << 2), fullSync: on(1 << 3), peerOutdated: on(1 << 5) } : shared;
+}
 
 /**
- * Writes the node's UUIDs, flags and bitmap with restore-md. v09: this node
- * has node id `nodeId`, its peer the other id of {0, 1}, one bitmap slot.
+ * Writes the node's UUIDs, flags and bitmap (exactly `bitExtents`) on new
+ * meta-data of usable size `dataSize`. v09: this node has node id `nodeId`,
+ * its peer the other id of {0, 1}, one bitmap slot.
  */
-export function restoreMetadata(device: string, fmt: Fmt, nodeId: 0 | 1, state: NodeState, dataSize: number, bitExtents: Extent[]): void {
-  const t = target(device, fmt);
-  const m = dump(t);
-  const flags = state.flags ?? (MDF_CONSISTENT | MDF_WAS_UP_TO_DATE);
-  m.laSizeSect = dataSize / 512;
-  m.current = state.current;
-  m.words = [bitmapWords(bitExtents, wordsPerSlot(m.laSizeSect, BLOCK, m.maxPeers))];
-  if (fmt === 'v08') {
-    m.bitmap = state.bitmap;
-    m.history = [...state.history];
-    m.flags = flags;
-  } else {
-    m.nodeId = nodeId;
-    m.flags = flags | MDF_AL_CLEAN;
-    m.history = [...state.history, ...Array<bigint>(32 - state.history.length).fill(0n)];
-    m.peers[1 - nodeId] = { bitmapIndex: 0, bitmapUuid: state.bitmap, bitmapDagtag: 0n, flags: 0 };
+export async function restoreMetadata(device: string, fmt: Fmt, nodeId: 0 | 1, state: NodeState, dataSize: number, bitExtents: Extent[]): Promise<void> {
+  await createInternal(device, fmt, dataSize, nodeId);
+  const { md, close } = await readMetadataAt(device, { format: fmt }, { write: true });
+  try {
+    await md.update({
+      uuids: { current: formatUuid(state.current), bitmap: formatUuid(state.bitmap), history: state.history.map(formatUuid) },
+      peerNodeId: fmt === 'v09' ? 1 - nodeId : undefined,
+      flags: namedFlags(state.flags ?? (MDF_CONSISTENT | MDF_WAS_UP_TO_DATE), fmt),
+      setBits: bitExtents,
+    });
+  } finally {
+    await close();
   }
-  restore(t, m, os.tmpdir());
-}
-
-/** The bitmap words (64 bits, little-endian bit order) with the extents' blocks set. */
-function bitmapWords(extents: Extent[], count: number): bigint[] {
-  const words = new BigUint64Array(count);
-  for (const [off, len] of extents) {
-    for (let b = Math.floor(off / BLOCK); b < Math.ceil((off + len) / BLOCK); b++) words[b >> 6] |= 1n << BigInt(b & 63);
-  }
-  return [...words];
 }
 
 function writeRanges(fd: number, ranges: Extent[], data: (len: number) => Buffer): void {
@@ -108,10 +106,10 @@ function writeRanges(fd: number, ranges: Extent[], data: (len: number) => Buffer
  * Lays out both devices: meta-data, common data, each side's writes, and the
  * meta-data DRBD would have after both sides went down. Returns the usable size.
  */
-export function makePair(localDevice: string, peerDevice: string, spec: PairSpec): number {
+export async function makePair(localDevice: string, peerDevice: string, spec: PairSpec): Promise<number> {
   const fmt = spec.format ?? 'v08';
-  let dataSize = createMetadata(localDevice, fmt);
-  const peerSize = createMetadata(peerDevice, fmt);
+  let dataSize = await createInternal(localDevice, fmt);
+  const peerSize = await createInternal(peerDevice, fmt);
   if (peerSize !== dataSize) throw new Error(`devices differ in usable size: ${dataSize} vs ${peerSize}`);
   if (spec.dataSize !== undefined) {
     if (spec.dataSize > dataSize || spec.dataSize % 512) throw new RangeError(`dataSize must be a sector multiple up to ${dataSize}, got ${spec.dataSize}`);
@@ -121,7 +119,7 @@ export function makePair(localDevice: string, peerDevice: string, spec: PairSpec
   const shared = identical.map(([, len]) => randomBytes(len));
   for (const [nodeId, device, node] of [[0, localDevice, spec.local], [1, peerDevice, spec.peer]] as const) {
     if (!spec.bitsOnly) writeData(device, node, identical, shared, spec.commonData ? dataSize : 0);
-    restoreMetadata(device, fmt, nodeId, node, dataSize, [...node.writes, ...identical].sort((a, b) => a[0] - b[0]));
+    await restoreMetadata(device, fmt, nodeId, node, dataSize, [...node.writes, ...identical].sort((a, b) => a[0] - b[0]));
   }
   return dataSize;
 }

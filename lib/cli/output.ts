@@ -92,11 +92,12 @@ function hintFor(code: string | undefined): string | undefined {
   switch (code) {
     case 'EACCES':
     case 'EPERM':
-      return 'run as root';
+      // Root is refused for other reasons (a lock, a policy): then this would mislead.
+      return process.getuid?.() === 0 ? undefined : 'run as root';
     case 'EBUSY':
       return 'the device is in use (mounted, or attached to DRBD: run `drbdadm down RESOURCE` first)';
     case 'ENOENT':
-      return 'check the device path';
+      return 'check the path';
     default:
       return undefined;
   }

@@ -18,12 +18,14 @@ export function readPskFile(file: string): Buffer {
   try {
     st = fs.statSync(file);
   } catch (e) {
-    throw Object.assign(new Error(`cannot read pre-shared key file '${file}': ${(e as Error).message}`), { code: (e as NodeJS.ErrnoException).code, cause: e });
+    const code = (e as NodeJS.ErrnoException).code;
+    const hint = code === 'ENOENT' ? `check the --psk-file path, or make a key: openssl rand -hex 32 > ${file}; chmod 600 ${file}` : undefined;
+    throw Object.assign(new Error(`cannot read pre-shared key file '${file}': ${(e as Error).message}`), { code, cause: e, ...(hint ? { hint } : {}) });
   }
   if (!st.isFile()) throw Object.assign(new Error(`pre-shared key file '${file}' is not a regular file`), { code: 'EINVAL' });
   const mode = st.mode & 0o777;
   if (mode & 0o077) {
-    throw Object.assign(new Error(`pre-shared key file '${file}' has mode ${mode.toString(8).padStart(4, '0')}: readable by group or others; run \`chmod 600 ${file}\``), { code: 'EPERM' });
+    throw Object.assign(new Error(`pre-shared key file '${file}' has mode ${mode.toString(8).padStart(4, '0')}: readable by group or others`), { code: 'EPERM', hint: `chmod 600 ${file}` });
   }
   return parsePsk(fs.readFileSync(file), `pre-shared key file '${file}'`);
 }

@@ -80,7 +80,7 @@ function mergeAcrossNamespaces(dir: string): Promise<BenchRow[]> {
     // 256 runs of 1 MiB each side, interleaved so the sides never overlap.
     const a = spreadRanges(size / 2, 256, MiB);
     const b = spreadRanges(size / 2, 256, MiB).map(([o, l]) => [o + size / 2 - 8 * MiB, l] as Extent).filter(([o]) => o >= size / 2);
-    makePair(local, peer, splitBrainStates(a, b));
+    await makePair(local, peer, splitBrainStates(a, b));
     const moving = totalBytes(a) + totalBytes(b);
 
     // Baseline: the same extents with `copy` on one host (each direction once).
@@ -117,7 +117,7 @@ function endToEnd(dir: string): Promise<BenchRow[]> {
     const a = spreadRanges(data, blocks, 4096);
     const taken = new Set(a.map(([o]) => o));
     const b = spreadRanges(data, blocks, 4096).filter(([o]) => !taken.has(o));
-    makePair(local, peer, splitBrainStates(a, b));
+    await makePair(local, peer, splitBrainStates(a, b));
     const t = process.hrtime.bigint();
     await Promise.all([local, peer].map((d) => new Promise<void>((resolve, reject) => {
       const p = spawn('dd', [`if=${d}`, 'of=/dev/null', 'bs=4M', 'iflag=direct'], { stdio: 'ignore' });
@@ -139,7 +139,7 @@ function endToEnd(dir: string): Promise<BenchRow[]> {
 }
 
 /** plan of two 1 TiB sparse devices with 1 % of their blocks changed in scattered runs. */
-function planHuge(dir: string): BenchRow[] {
+async function planHuge(dir: string): Promise<BenchRow[]> {
   const size = 2 ** 40;
   const files = [path.join(dir, 'p-local.img'), path.join(dir, 'p-peer.img')];
   for (const f of files) {
@@ -148,7 +148,7 @@ function planHuge(dir: string): BenchRow[] {
   }
   const runs = 40_000;
   const runBytes = 256 * 1024 + 12 * 4096; // about 1 % of 1 TiB in 40 000 runs
-  makePair(files[0], files[1], { ...splitBrainStates(spreadRanges(size, runs, runBytes), spreadRanges(size, runs, runBytes)), bitsOnly: true });
+  await makePair(files[0], files[1], { ...splitBrainStates(spreadRanges(size, runs, runBytes), spreadRanges(size, runs, runBytes)), bitsOnly: true });
   const r = timed(['plan', '--device', files[0], '--peer-device', files[1], '--json']);
   const doc = JSON.parse(r.stdout) as { verdict: string };
   if (doc.verdict !== 'split-brain') throw new Error(`plan said ${doc.verdict}`);
@@ -163,7 +163,7 @@ export async function run(): Promise<BenchRow[]> {
   if (why) return [{ area: 'merge', measure: 'merge and plan benchmarks', ours: `skipped: ${why}`, limit: '-', target: '-', met: null }];
   const dir = fs.mkdtempSync('/dev/shm/bisync-bench-merge-');
   try {
-    return [...(await mergeAcrossNamespaces(dir)), ...(await endToEnd(dir)), ...planHuge(dir)];
+    return [...(await mergeAcrossNamespaces(dir)), ...(await endToEnd(dir)), ...(await planHuge(dir))];
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -36,7 +36,7 @@ export function readAll(device: string): Buffer {
 }
 
 /** Image files (or loop devices over them when `loop` is set) laid out per spec. */
-export function setupPair(size: number, spec: PairSpec, opts: { loop?: boolean } = {}): Pair {
+export async function setupPair(size: number, spec: PairSpec, opts: { loop?: boolean } = {}): Promise<Pair> {
   const dir = tmpDir('bisync-pair-');
   const loops: Loop[] = [];
   let local = path.join(dir, 'local.img');
@@ -50,7 +50,7 @@ export function setupPair(size: number, spec: PairSpec, opts: { loop?: boolean }
       fs.truncateSync(f, size);
     }
   }
-  const dataSize = makePair(local, peer, spec);
+  const dataSize = await makePair(local, peer, spec);
   return {
     dir,
     local,

@@ -58,7 +58,7 @@ describe('finalize guard: a UUID changed on the device between plan and finalize
     it(`${where}: the ${c.side} ${c.field} UUID changed by another process → refused, no meta-data written`, async function () {
       if (!requires(this, 'drbdmeta', ...(c.loop ? (['root', 'losetup'] as const) : []))) return;
       const a = randomRanges(SIZE / 2, 20, 16);
-      p = setupPair(SIZE, splitBrainStates(a, randomRanges(SIZE - (1 << 20), 20, 16, a)), { loop: c.loop });
+      p = await setupPair(SIZE, splitBrainStates(a, randomRanges(SIZE - (1 << 20), 20, 16, a)), { loop: c.loop });
       const local = await LocalEndpoint.open(p.local, { write: true });
       const peerLocal = await LocalEndpoint.open(p.peer, { write: true });
       let agent: ResyncAgent | undefined;

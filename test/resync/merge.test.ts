@@ -1,7 +1,7 @@
 // Bidirectional merges between two backing devices on one host
-// (--peer-device): devices whose DRBD meta-data drbdmeta wrote, the result
-// compared byte for byte with the expected merge and the meta-data checked
-// with drbdmeta.
+// (--peer-device): devices whose DRBD meta-data createMetadata() wrote (byte
+// for byte what drbdmeta create-md writes), the result compared byte for byte
+// with the expected merge and the meta-data checked with drbdmeta.
 import { strict as assert } from 'node:assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -57,7 +57,7 @@ describe('merge (two devices on one host)', function () {
   it('merges disjoint random changes both ways and finalises meta-data', async () => {
     const a = randomRanges(SIZE / 2, 30, 40);
     const b = randomRanges(SIZE - (2 << 20), 30, 40, a);
-    p = setupPair(SIZE, { ...splitBrainStates(a, b), commonData: true });
+    p = await setupPair(SIZE, { ...splitBrainStates(a, b), commonData: true });
     const report = await runMerge(p);
     assert.equal(report.outcome, 'merged');
     assert.equal(report.movedToPeerBytes, a.reduce((s, e) => s + e[1], 0));
@@ -70,7 +70,7 @@ describe('merge (two devices on one host)', function () {
   it('merges a DRBD 9 (v09 meta-data) split brain and finalises both nodes\' peer slots', async () => {
     const a = randomRanges(SIZE / 2, 20, 16);
     const b = randomRanges(SIZE - (2 << 20), 20, 16, a);
-    p = setupPair(SIZE, { ...splitBrainStates(a, b), format: 'v09' });
+    p = await setupPair(SIZE, { ...splitBrainStates(a, b), format: 'v09' });
     const report = await runMerge(p);
     assert.equal(report.outcome, 'merged', report.message);
     assertData(p, overlay(p.before.local, p.before.peer, b));
@@ -86,7 +86,7 @@ describe('merge (two devices on one host)', function () {
     const shared = randomRanges(SIZE / 2, 10, 8);
     const a = randomRanges(SIZE / 2, 10, 8, shared);
     const b = randomRanges(SIZE / 2, 10, 8, [...shared, ...a]);
-    p = setupPair(SIZE, { ...splitBrainStates(a, b), identicalWrites: shared });
+    p = await setupPair(SIZE, { ...splitBrainStates(a, b), identicalWrites: shared });
     const pl = await planFor(p);
     assert.equal(pl.verdict, 'split-brain');
     assert.equal(pl.conflictBytes, 0);
@@ -97,10 +97,10 @@ describe('merge (two devices on one host)', function () {
     assertFinalized(p);
   });
 
-  it('refuses overlapping different writes, changing nothing (exit 1)', () => {
+  it('refuses overlapping different writes, changing nothing (exit 1)', async () => {
     const a = randomRanges(SIZE / 2, 12, 16);
     const b: Extent[] = [...union(a.slice(0, 3), randomRanges(SIZE / 2, 6, 4, a))];
-    p = setupPair(SIZE, splitBrainStates(a, b));
+    p = await setupPair(SIZE, splitBrainStates(a, b));
     const r = cliJson<{ outcome: string; plan: { conflicts: Extent[]; conflictBytes: number } }>(['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--journal', path.join(p.dir, 'j.json')]);
     assert.equal(r.status, 1, r.stderr);
     assert.equal(r.doc.outcome, 'conflicts');
@@ -113,7 +113,7 @@ describe('merge (two devices on one host)', function () {
   it('resolves conflicts by policy, archiving the loser first; restore-archive brings it back', async () => {
     const a = randomRanges(SIZE / 2, 12, 16);
     const b: Extent[] = [...union(a.slice(0, 4), randomRanges(SIZE / 2, 6, 4, a))];
-    p = setupPair(SIZE, splitBrainStates(a, b));
+    p = await setupPair(SIZE, splitBrainStates(a, b));
     const conflicts = [...intersect(a, b)];
     const archive = path.join(p.dir, 'archive');
     const report = await runMerge(p, { onConflict: 'prefer-local', archive });
@@ -130,7 +130,7 @@ describe('merge (two devices on one host)', function () {
   it('prefer-peer keeps the peer\'s blocks everywhere it wrote', async () => {
     const a = randomRanges(SIZE / 2, 8, 16);
     const b: Extent[] = [...union(a.slice(1, 3), randomRanges(SIZE / 2, 6, 4, a))];
-    p = setupPair(SIZE, splitBrainStates(a, b));
+    p = await setupPair(SIZE, splitBrainStates(a, b));
     const report = await runMerge(p, { onConflict: 'prefer-peer', archive: path.join(p.dir, 'archive') });
     assert.equal(report.outcome, 'merged');
     assertData(p, overlay(p.before.local, p.before.peer, b));
@@ -140,11 +140,11 @@ describe('merge (two devices on one host)', function () {
     ['unrelated data', 'unrelated', 'unrelated'],
     ['a split brain known only through history', 'history', 'history-split-brain'],
   ] as const) {
-    it(`refuses ${name} (exit 1), changing nothing`, () => {
+    it(`refuses ${name} (exit 1), changing nothing`, async () => {
       const h = randomUuid();
       const local = { current: randomUuid(), bitmap: randomUuid(), history: [relation === 'history' ? h : randomUuid(), 0n] as [bigint, bigint], writes: randomRanges(SIZE / 2, 3, 2) };
       const peer = { current: randomUuid(), bitmap: randomUuid(), history: [randomUuid(), relation === 'history' ? h : randomUuid()] as [bigint, bigint], writes: randomRanges(SIZE / 2, 3, 2) };
-      p = setupPair(SIZE, { local, peer });
+      p = await setupPair(SIZE, { local, peer });
       const r = cliJson<{ outcome: string; plan: { verdict: string; reason: string } }>(['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--journal', path.join(p.dir, 'j.json')]);
       assert.equal(r.status, 1, r.stderr);
       assert.equal(r.doc.outcome, 'refused');
@@ -153,11 +153,11 @@ describe('merge (two devices on one host)', function () {
     });
   }
 
-  it('says which side is ahead after a one-sided outage and leaves the resync to DRBD', () => {
+  it('says which side is ahead after a one-sided outage and leaves the resync to DRBD', async () => {
     const c = randomUuid();
     const h: [bigint, bigint] = [randomUuid(), 0n];
     const writes = randomRanges(SIZE / 2, 5, 4);
-    p = setupPair(SIZE, { local: { current: c, bitmap: 0n, history: h, writes: [] }, peer: { current: randomUuid(), bitmap: c, history: h, writes } });
+    p = await setupPair(SIZE, { local: { current: c, bitmap: 0n, history: h, writes: [] }, peer: { current: randomUuid(), bitmap: c, history: h, writes } });
     const pl = cliJson<{ verdict: string; toLocalBytes: number; toPeerBytes: number }>(['plan', '--device', p.local, '--peer-device', p.peer]);
     assert.equal(pl.status, 0, pl.stderr);
     assert.equal(pl.doc.verdict, 'peer-ahead');
@@ -170,9 +170,9 @@ describe('merge (two devices on one host)', function () {
     assert.ok(readAll(p.local).equals(p.before.localFile));
   });
 
-  it('refuses devices of different usable size, naming both (exit 1)', () => {
-    const x = setupPair(SIZE, splitBrainStates([], []));
-    const y = setupPair(SIZE + (8 << 20), splitBrainStates([], []));
+  it('refuses devices of different usable size, naming both (exit 1)', async () => {
+    const x = await setupPair(SIZE, splitBrainStates([], []));
+    const y = await setupPair(SIZE + (8 << 20), splitBrainStates([], []));
     try {
       const r = cli(['plan', '--device', x.local, '--peer-device', y.peer]);
       assert.equal(r.status, 1);
@@ -184,19 +184,19 @@ describe('merge (two devices on one host)', function () {
     }
   });
 
-  it('refuses to write without --yes when standard input is not a terminal (exit 1)', () => {
-    p = setupPair(SIZE, splitBrainStates(randomRanges(SIZE / 2, 2, 2), []));
+  it('refuses to write without --yes when standard input is not a terminal (exit 1)', async () => {
+    p = await setupPair(SIZE, splitBrainStates(randomRanges(SIZE / 2, 2, 2), []));
     const r = cli(['merge', '--device', p.local, '--peer-device', p.peer, '--journal', path.join(p.dir, 'j.json')]);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /--yes/);
     assert.ok(readAll(p.local).equals(p.before.localFile));
   });
 
-  it('stops before overwriting anything it could not archive (full archive disk), and resumes once there is room', function () {
+  it('stops before overwriting anything it could not archive (full archive disk), and resumes once there is room', async function () {
     requires(this, 'root');
     const a = randomRanges(SIZE / 2, 16, 32);
     const b: Extent[] = [...union(a.slice(0, 8), randomRanges(SIZE / 2, 4, 4, a))];
-    p = setupPair(SIZE, splitBrainStates(a, b));
+    p = await setupPair(SIZE, splitBrainStates(a, b));
     const archive = path.join(p.dir, 'archive');
     fs.mkdirSync(archive);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', archive]);
@@ -220,9 +220,9 @@ describe('merge (two devices on one host)', function () {
     }
   });
 
-  it('refuses to resume with another conflict policy once conflicts may have been overwritten', () => {
+  it('refuses to resume with another conflict policy once conflicts may have been overwritten', async () => {
     const a = randomRanges(SIZE / 2, 10, 4);
-    p = setupPair(SIZE, splitBrainStates(a, a));
+    p = await setupPair(SIZE, splitBrainStates(a, a));
     const archive = path.join(p.dir, 'archive');
     const base = ['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--journal', path.join(p.dir, 'j.json'), '--archive', archive];
     // Only conflicts: the crash hits the conflicts lane after it wrote.
@@ -239,12 +239,12 @@ describe('merge (two devices on one host)', function () {
     assertFinalized(p);
   });
 
-  it('refuses a journal left in its finalize phase by another merge, writing nothing', () => {
-    p = setupPair(SIZE, splitBrainStates(randomRanges(SIZE / 2, 4, 4), []));
+  it('refuses a journal left in its finalize phase by another merge, writing nothing', async () => {
+    p = await setupPair(SIZE, splitBrainStates(randomRanges(SIZE / 2, 4, 4), []));
     const args = ['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--journal', path.join(p.dir, 'j.json')];
     assert.equal(cli(args, { env: { DRBD_BISYNC_FAILPOINT: 'before-finalize' } }).signal, 'SIGKILL');
     // A new split brain on the same devices; the old journal must not finalise it.
-    makePair(p.local, p.peer, splitBrainStates(randomRanges(SIZE / 2, 4, 4), randomRanges(SIZE / 2, 4, 4)));
+    await makePair(p.local, p.peer, splitBrainStates(randomRanges(SIZE / 2, 4, 4), randomRanges(SIZE / 2, 4, 4)));
     const [l, r] = [readAll(p.local), readAll(p.peer)];
     const again = cli(args);
     assert.notEqual(again.status, 0, again.stdout);
@@ -253,13 +253,13 @@ describe('merge (two devices on one host)', function () {
   });
 
   it('merges and resolves a conflict in a partial last block (usable size not a multiple of 4 KiB)', async () => {
-    const full = setupPair(SIZE, splitBrainStates([], []));
+    const full = await setupPair(SIZE, splitBrainStates([], []));
     const dataSize = full.dataSize - 1536;
     full.cleanup();
     const last: Extent = [dataSize - (dataSize % 4096), dataSize % 4096];
     const a = [...randomRanges(SIZE / 2, 6, 4), last];
     const b = [...randomRanges(SIZE / 2, 6, 4, a), last];
-    p = setupPair(SIZE, { ...splitBrainStates(a, b), dataSize });
+    p = await setupPair(SIZE, { ...splitBrainStates(a, b), dataSize });
     assert.equal(p.dataSize, dataSize);
     const pl = await planFor(p);
     assert.deepEqual(pl.conflicts, [last]);
@@ -276,7 +276,7 @@ describe('merge (two devices on one host)', function () {
   it('stops both directions when one fails: nothing is written after the merge reports the error', async () => {
     const a = randomRanges(SIZE / 2, 8, 8);
     const b = randomRanges(SIZE - (1 << 20), 60, 32, a);
-    p = setupPair(SIZE, splitBrainStates(a, b));
+    p = await setupPair(SIZE, splitBrainStates(a, b));
     const local = await LocalEndpoint.open(p.local, { write: true });
     const peer = await LocalEndpoint.open(p.peer, { write: true });
     let localWrites = 0;
@@ -303,7 +303,7 @@ describe('merge (two devices on one host)', function () {
   it('a failed verification is repaired by running the merge again', async () => {
     const a = randomRanges(SIZE / 2, 6, 8);
     const b = randomRanges(SIZE - (1 << 20), 6, 8, a);
-    p = setupPair(SIZE, splitBrainStates(a, b));
+    p = await setupPair(SIZE, splitBrainStates(a, b));
     const local = await LocalEndpoint.open(p.local, { write: true });
     const peer = await LocalEndpoint.open(p.peer, { write: true });
     // A peer that acknowledges one batch without storing it.
@@ -323,7 +323,7 @@ describe('merge (two devices on one host)', function () {
   });
 
   it('leaves the meta-data untouched when the peer\'s UUIDs changed between plan and finalize', async () => {
-    p = setupPair(SIZE, splitBrainStates(randomRanges(SIZE / 2, 4, 4), randomRanges(SIZE - (1 << 20), 4, 4)));
+    p = await setupPair(SIZE, splitBrainStates(randomRanges(SIZE / 2, 4, 4), randomRanges(SIZE - (1 << 20), 4, 4)));
     const [lv, pv] = [drbdmetaView(p.local), drbdmetaView(p.peer)];
     const local = await LocalEndpoint.open(p.local, { write: true });
     const peer = await LocalEndpoint.open(p.peer, { write: true });
@@ -344,9 +344,9 @@ describe('merge (two devices on one host)', function () {
     assert.deepEqual([drbdmetaView(p.local), drbdmetaView(p.peer)], [lv, pv], 'meta-data untouched on both nodes');
   });
 
-  it('finds its default journal again when the device is named by another path', function () {
+  it('finds its default journal again when the device is named by another path', async function () {
     requires(this, 'root');
-    p = setupPair(SIZE, splitBrainStates(randomRanges(SIZE / 2, 4, 4), randomRanges(SIZE - (1 << 20), 4, 4)));
+    p = await setupPair(SIZE, splitBrainStates(randomRanges(SIZE / 2, 4, 4), randomRanges(SIZE - (1 << 20), 4, 4)));
     const alias = path.join(p.dir, 'alias.img');
     fs.symlinkSync(p.local, alias);
     const journal = `/var/lib/drbd-bisync/${p.local.replace(/^\/+/, '').replace(/[^A-Za-z0-9._-]+/g, '_')}.journal.json`;
@@ -362,11 +362,11 @@ describe('merge (two devices on one host)', function () {
     }
   });
 
-  it('a node written again while a merge was interrupted is merged again, not finalised over', () => {
+  it('a node written again while a merge was interrupted is merged again, not finalised over', async () => {
     const a = randomRanges(SIZE / 2, 6, 4, [[0, 1 << 20]]);
     const b = randomRanges(SIZE - (1 << 20), 6, 4, [[0, 1 << 20], ...a]);
     const states = splitBrainStates(a, b);
-    p = setupPair(SIZE, states);
+    p = await setupPair(SIZE, states);
     const args = ['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--journal', path.join(p.dir, 'j.json')];
     assert.equal(cli(args, { env: { DRBD_BISYNC_FAILPOINT: 'before-finalize' } }).signal, 'SIGKILL');
     // DRBD brought up on the peer meanwhile, still disconnected: a new write, a new bit, the same UUIDs.
@@ -375,7 +375,7 @@ describe('merge (two devices on one host)', function () {
     const lateData = Buffer.alloc(4096, 0x5a);
     fs.writeSync(fd, lateData, 0, 4096, late[0]);
     fs.closeSync(fd);
-    restoreMetadata(p.peer, 'v08', 1, states.peer, p.dataSize, [late, ...b]);
+    await restoreMetadata(p.peer, 'v08', 1, states.peer, p.dataSize, [late, ...b]);
     const again = cli(args);
     assert.equal(again.status, 0, again.stderr);
     const expected = overlay(p.before.local, p.before.peer, b);
@@ -386,10 +386,10 @@ describe('merge (two devices on one host)', function () {
 
   describe('resume after a crash', () => {
     for (const point of ['mid-transfer', 'after-archive', 'before-finalize', 'between-finalize-writes'] as const) {
-      it(`a merge killed (SIGKILL) at ${point} and run again ends as an uninterrupted one`, () => {
+      it(`a merge killed (SIGKILL) at ${point} and run again ends as an uninterrupted one`, async () => {
         const a = randomRanges(SIZE / 2, 40, 32);
         const b: Extent[] = [...union(a.slice(0, 3), randomRanges(SIZE - (1 << 20), 40, 32, a))];
-        p = setupPair(SIZE, { ...splitBrainStates(a, b), commonData: true });
+        p = await setupPair(SIZE, { ...splitBrainStates(a, b), commonData: true });
         const archive = path.join(p.dir, 'archive');
         const args = ['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--journal', path.join(p.dir, 'j.json'), '--on-conflict', 'prefer-local', '--archive', archive, '--json'];
         const killed = cli(args, { env: { DRBD_BISYNC_FAILPOINT: point } });

@@ -69,12 +69,12 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
   }
 
   /** Split brain with disjoint, identical and (when asked) conflicting changes. */
-  function splitBrain(withConflicts: boolean): { a: Extent[]; b: Extent[] } {
+  async function splitBrain(withConflicts: boolean): Promise<{ a: Extent[]; b: Extent[] }> {
     const shared = randomRanges(SIZE / 2, 8, 8);
     const a = randomRanges(SIZE - (2 << 20), 120, 64, shared);
     const bOnly = randomRanges(SIZE - (2 << 20), 120, 64, [...shared, ...a]);
     const b: Extent[] = withConflicts ? [...union(bOnly, a.slice(0, 3))] : bOnly;
-    p = setupPair(SIZE, { ...splitBrainStates(a, b), identicalWrites: shared, commonData: true }, { loop: true });
+    p = await setupPair(SIZE, { ...splitBrainStates(a, b), identicalWrites: shared, commonData: true }, { loop: true });
     return { a: [...union(a, shared)], b: [...union(b, shared)] };
   }
 
@@ -116,7 +116,7 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
   }
 
   it('merges randomized disjoint changes and identical overlaps, then finalises both nodes', async () => {
-    const { a, b } = splitBrain(false);
+    const { a, b } = await splitBrain(false);
     const psk = pskFile();
     const agent = await startAgent(psk);
     const r = await merge(net!.a.ns, mergeArgs(agent.port, psk, ['--compress', 'zstd']));
@@ -130,7 +130,7 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
   });
 
   it('a merge killed with SIGKILL at a random moment, run again, ends as an uninterrupted one', async () => {
-    const { a, b } = splitBrain(true);
+    const { a, b } = await splitBrain(true);
     const psk = pskFile();
     const archive = path.join(p!.dir, 'archive');
     const args = (port: number) => mergeArgs(port, psk, ['--on-conflict', 'prefer-local', '--archive', archive, '--rate-limit', '10M']);
@@ -146,7 +146,7 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
   });
 
   it('the peer\'s agent killed mid-transfer fails the merge cleanly; a rerun against a new agent finishes it', async () => {
-    const { a, b } = splitBrain(false);
+    const { a, b } = await splitBrain(false);
     const psk = pskFile();
     const first = await startAgent(psk);
     const failed = await interruptedMerge(first.port, psk, () => first.proc.kill('SIGKILL'));
@@ -159,7 +159,7 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
   });
 
   it('a cut link fails the merge; once the link is back a rerun against the same agent finishes it', async () => {
-    const { a, b } = splitBrain(false);
+    const { a, b } = await splitBrain(false);
     const psk = pskFile();
     const agent = await startAgent(psk);
     await interruptedMerge(agent.port, psk, () => net!.setLink(false));
@@ -170,7 +170,7 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
   });
 
   it('is refused with a wrong pre-shared key (exit 1) and changes nothing', async () => {
-    splitBrain(false);
+    await splitBrain(false);
     const agent = await startAgent(pskFile());
     const r = await merge(net!.a.ns, mergeArgs(agent.port, pskFile()));
     assert.equal(r.status, 1, r.stderr);
@@ -179,7 +179,7 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
   });
 
   it('refuses a device that something else holds, saying what to do (exit 1)', async () => {
-    splitBrain(false);
+    await splitBrain(false);
     const holder = await BlockDevice.open(p!.peer, { write: true });
     try {
       const r = spawnSync('ip', ['netns', 'exec', net!.b.ns, process.execPath, CLI, 'serve', '--device', p!.peer, '--listen', `${net!.b.address}:0`, '--psk-file', pskFile()], { encoding: 'utf8' });

@@ -109,10 +109,10 @@ describe('restore-archive after two real merges into one folder', function () {
   afterEach(() => pairs.splice(0).forEach((p) => p.cleanup()));
 
   /** A split brain with conflicts, merged with prefer-local into `archive`. */
-  function mergedPair(archive: string): { p: Pair; conflicts: Extent[]; uuids: { local: string; peer: string; bitmap: string } } {
+  async function mergedPair(archive: string): Promise<{ p: Pair; conflicts: Extent[]; uuids: { local: string; peer: string; bitmap: string } }> {
     const a = randomRanges(8 << 20, 10, 4);
     const b: Extent[] = [...union(a.slice(0, 4), randomRanges(20 << 20, 10, 4, a))];
-    const p = setupPair(24 << 20, { ...splitBrainStates(a, b), commonData: true });
+    const p = await setupPair(24 << 20, { ...splitBrainStates(a, b), commonData: true });
     pairs.push(p);
     const [l, r] = [p.local, p.peer].map((d) => cliJson<{ uuids: { current: string; bitmap: string } }>(['inspect', d]).doc.uuids);
     const m = cliJson<{ outcome: string }>(['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--json', '--journal', path.join(p.dir, 'j.json'), '--on-conflict', 'prefer-local', '--archive', archive]);
@@ -120,11 +120,11 @@ describe('restore-archive after two real merges into one folder', function () {
     return { p, conflicts: [...intersect(a, b)], uuids: { local: l.current, peer: r.current, bitmap: l.bitmap } };
   }
 
-  it('lists both merges with their UUIDs and restores each onto its own peer', function () {
+  it('lists both merges with their UUIDs and restores each onto its own peer', async function () {
     requires(this, 'drbdmeta');
     const archive = path.join(tmpDir('bisync-archive-'), 'archive');
-    const first = mergedPair(archive);
-    const second = mergedPair(archive);
+    const first = await mergedPair(archive);
+    const second = await mergedPair(archive);
     const list = cliJson<{ merges: Array<{ id: string; uuids: { local: { current: string; bitmap: string }; peer: { current: string } } }> }>(['restore-archive', '--archive', archive, '--list', '--json']);
     assert.equal(list.status, 0, list.stderr);
     const merges = list.doc.merges;
@@ -146,10 +146,10 @@ describe('restore-archive after two real merges into one folder', function () {
     fs.rmSync(path.dirname(archive), { recursive: true, force: true });
   });
 
-  it('says which merge it restores, and needs --device unless --list', function () {
+  it('says which merge it restores, and needs --device unless --list', async function () {
     requires(this, 'drbdmeta');
     const archive = path.join(tmpDir('bisync-archive-'), 'archive');
-    const { p } = mergedPair(archive);
+    const { p } = await mergedPair(archive);
     const dry = cliJson<{ merge: string; entries: number }>(['restore-archive', '--archive', archive, '--device', p.peer, '--dry-run', '--json']);
     assert.equal(dry.status, 0, dry.stderr);
     assert.match(dry.doc.merge, /^[0-9a-f]{12}$/);

@@ -78,12 +78,12 @@ describe('resume: a merge killed after N journaled batches', function () {
     p = undefined;
   });
 
-  it('moves only the batches the journal does not cover, and ends exact', function () {
+  it('moves only the batches the journal does not cover, and ends exact', async function () {
     requires(this, 'drbdmeta');
     // Whole-MiB writes and 1 MiB batches: every batch is exactly 1 MiB, in both lanes.
     const localWrites: Extent[] = [[0, 6 * MiB], [7 * MiB, 2 * MiB]];
     const peerWrites: Extent[] = [[12 * MiB, 7 * MiB]];
-    p = setupPair(24 * MiB, { ...splitBrainStates(localWrites, peerWrites), commonData: true });
+    p = await setupPair(24 * MiB, { ...splitBrainStates(localWrites, peerWrites), commonData: true });
     const total = totalBytes(localWrites) + totalBytes(peerWrites);
     const n = 1 + Math.floor(Math.random() * (total / MiB - 2));
 

@@ -1,0 +1,55 @@
+// Every hint the CLI prints must fit the error it follows: the operator does
+// what the hint says and the error goes away.
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { cli } from '../helpers/cli';
+import { tmpDir } from '../helpers/env';
+
+const hints = (stderr: string): string[] => stderr.split('\n').filter((l) => l.startsWith('hint: ')).map((l) => l.slice(6));
+
+describe('cli: hints fit their errors', () => {
+  let dir: string;
+  before(() => (dir = tmpDir('bisync-hints-')));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('a key file readable by others: the hint is chmod 600 FILE, and after it the key is accepted', () => {
+    const key = path.join(dir, 'psk');
+    fs.writeFileSync(key, `${'ab'.repeat(32)}\n`);
+    fs.chmodSync(key, 0o644);
+    const serve = (): ReturnType<typeof cli> => cli(['serve', '--device', path.join(dir, 'missing.img'), '--listen', '127.0.0.1:0', '--psk-file', key]);
+    const r = serve();
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /has mode 0644: readable by group or others/);
+    assert.deepEqual(hints(r.stderr), [`chmod 600 ${key}`]);
+    fs.chmodSync(key, 0o600);
+    // The key passes now; what fails next is the device, with its own hint.
+    const again = serve();
+    assert.doesNotMatch(again.stderr, /pre-shared key/);
+    assert.match(again.stderr, /missing\.img/);
+  });
+
+  it('a missing key file: check the --psk-file path, or how to make one', () => {
+    const key = path.join(dir, 'nokey');
+    const r = cli(['serve', '--device', path.join(dir, 'x.img'), '--listen', '127.0.0.1:0', '--psk-file', key]);
+    assert.equal(r.status, 2);
+    assert.deepEqual(hints(r.stderr), [`check the --psk-file path, or make a key: openssl rand -hex 32 > ${key}; chmod 600 ${key}`]);
+  });
+
+  it('a missing file that is not a device (copy --extents): the hint does not call it a device', () => {
+    const img = path.join(dir, 'a.img');
+    fs.writeFileSync(img, Buffer.alloc(8192));
+    const r = cli(['copy', img, img, '--extents', path.join(dir, 'no-extents.json'), '--yes']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /no-extents\.json/);
+    for (const h of hints(r.stderr)) assert.doesNotMatch(h, /device|root/);
+  });
+
+  it('no DRBD meta-data where inspect looks: the hint names the placement options', () => {
+    const img = path.join(dir, 'plain.img');
+    fs.writeFileSync(img, Buffer.alloc(1 << 20));
+    const r = cli(['inspect', img]);
+    assert.equal(r.status, 2);
+    assert.deepEqual(hints(r.stderr), ['check the device and the meta-data placement (--meta-device, --meta-index, --flex)']);
+  });
+});
