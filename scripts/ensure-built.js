@@ -12,7 +12,8 @@ const root = path.join(__dirname, '..');
 const run = (cmd) => execSync(cmd, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
 
 const built = () => fs.existsSync(path.join(root, 'build', 'Release', 'drbd_bisync.node')) || fs.existsSync(path.join(root, 'prebuilds'));
-// npm ci runs the install script, which builds the addon when no prebuild fits.
-if (!fs.existsSync(path.join(root, 'node_modules', 'node-addon-api'))) run('npm ci --no-audit --no-fund');
+// --ignore-scripts: the packages that carry xxHash's and zstd's sources would
+// otherwise build addons of their own that nothing here loads; ours is built next.
+if (!fs.existsSync(path.join(root, 'node_modules', 'node-addon-api'))) run('npm ci --ignore-scripts --no-audit --no-fund');
 if (!built()) run('npm run build:native');
 run(`"${process.execPath}" "${require.resolve('typescript/bin/tsc', { paths: [root] })}" -p tsconfig.json`);
