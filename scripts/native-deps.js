@@ -12,6 +12,6 @@ try {
   else throw new Error(`unknown: ${what}`);
 } catch (e) {
   process.stderr.write(`drbd-bisync: no prebuilt binary fits this platform (${process.platform}-${process.arch}), and building one needs the packages that carry xxHash's and zstd's sources: ${e.message}\n` +
-    'hint: build from a clone of the repository (npm ci && npm run build), or npm install --no-save xxhash-addon@2.1.0 zstd-napi@0.0.13 --ignore-scripts here and run npm rebuild drbd-bisync\n');
+    'hint: build from a clone of the repository (npm ci --ignore-scripts && npm run build), or npm install --no-save xxhash-addon@2.1.0 zstd-napi@0.0.13 --ignore-scripts here and run npm rebuild drbd-bisync\n');
   process.exit(1);
 }
