@@ -5,7 +5,7 @@
 // be combined block by block, so an LV that both nodes really changed is a
 // conflict even when no block overlaps.
 import { Extent, intersect, normalize, subtract, totalBytes, union } from '../device/extent';
-import type { LogicalVolume, LvmView, MetadataComparison, OvirtRole, VolumeGroup } from '../lvm/types';
+import type { LogicalVolume, LvmView, MetadataComparison, OvirtRole } from '../lvm/types';
 import type { Endpoint } from '../transport/endpoint';
 import { hashBothSides } from './plan';
 
@@ -457,15 +457,3 @@ function describeChanges(changes: MetadataComparison['changes']['local']): strin
   return changes.map((c) => `${c.kind} ${c.lv}`).join(', ');
 }
 
-/** The newest metadata version (seqno, checksum) both nodes' rings still hold: their common ancestor. */
-export function commonVersion(a: LvmView, b: LvmView): { seqno: number; checksum: number } | null {
-  const key = (c: { seqno: number; checksum: number }): string => `${c.seqno}:${c.checksum}`;
-  const mine = new Set([a.committed, ...a.history].map(key));
-  let best: { seqno: number; checksum: number } | null = null;
-  for (const c of [b.committed, ...b.history]) {
-    if (mine.has(key(c)) && (!best || c.seqno > best.seqno)) best = { seqno: c.seqno, checksum: c.checksum };
-  }
-  return best;
-}
-
-export type { VolumeGroup };

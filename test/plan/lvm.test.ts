@@ -5,7 +5,7 @@ import { strict as assert } from 'node:assert';
 import type { Extent } from '../../lib/device/extent';
 import { intersect, subtract } from '../../lib/device/extent';
 import type { LogicalVolume, LvmView, MetadataComparison, OvirtRole } from '../../lib/lvm/types';
-import { attribute, commonVersion, planLvm, regionsOf, LvmResolutions, LeaseParser } from '../../lib/plan/lvm';
+import { attribute, planLvm, regionsOf, LvmResolutions, LeaseParser } from '../../lib/plan/lvm';
 import { MemoryEndpoint } from '../transport/fixtures/memory-endpoint';
 
 const MiB = 1 << 20;
@@ -87,11 +87,6 @@ describe('LVM plan: attribution', () => {
     const regions = regionsOf(view([A, B]), SIZE);
     const pieces = [...attribute([[MiB - BS, 2 * BS], [5 * MiB - BS, 2 * MiB + 2 * BS]], regions)].map(([o, l, w]) => [o, l, w.replace('\0', '')]);
     assert.deepEqual(pieces, [[MiB - BS, BS, 'meta'], [MiB, BS, 'uuid-A'], [5 * MiB - BS, BS, 'uuid-A'], [5 * MiB, 2 * MiB, 'uuid-B'], [7 * MiB, BS, 'free']]);
-  });
-
-  it('finds the newest metadata version both rings hold', () => {
-    assert.deepEqual(commonVersion(view([], 9, [8, 4, 3]), view([], 7, [6, 4])), { seqno: 4, checksum: 1004 });
-    assert.equal(commonVersion(view([], 9, []), view([], 7, [])), null);
   });
 });
 
