@@ -2,8 +2,16 @@
 // so an operator can check the claim with `pvck`/`vgcfgbackup` or a hex dump.
 import { BisyncError, ErrorCode } from '../device/errors';
 
+/** A value shown as it is (hex, ranges, "missing"), not quoted like data read from the device. */
+export class Raw {
+  constructor(readonly text: string) {}
+}
+export const raw = (text: string): Raw => new Raw(text);
+export const hex = (n: number | bigint): Raw => new Raw(`0x${n.toString(16)}`);
+
 /** Shows a value the way the message needs it: strings quoted and cut, numbers as they are. */
 export function show(value: unknown): string {
+  if (value instanceof Raw) return value.text;
   if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}...` : value);
   if (typeof value === 'number' && Number.isInteger(value) && value > 0xffff) return `${value} (0x${value.toString(16)})`;
   return String(value);

@@ -2,7 +2,7 @@
 // data-area and metadata-area lists and the pv_header_extension. Layout from
 // LVM2's lib/label/label.h and lib/format_text/layout.h, checked on 2.03.16 bytes.
 import { lvmCrc } from './crc';
-import { badLvm } from './errors';
+import { badLvm, hex, raw } from './errors';
 
 export const SECTOR = 512;
 /** LVM looks for the label in the first four 512-byte sectors. */
@@ -57,7 +57,7 @@ export function parseLabel(head: Buffer, deviceSize: number): Label | null {
 
 function u64(buf: Buffer, off: number, field: string, abs: number): number {
   const v = buf.readBigUInt64LE(off);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw badLvm(field, abs, v.toString(), 'is beyond 2^53');
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw badLvm(field, abs, raw(v.toString()), 'is beyond 2^53');
   return Number(v);
 }
 
@@ -69,7 +69,7 @@ function parseLabelAt(s: Buffer, sector: number, deviceSize: number): Label {
   const offsetXl = s.readUInt32LE(20);
   const computed = lvmCrc(s, 20, SECTOR);
   if (stored !== computed) {
-    throw badLvm('label_header.crc_xl', base + 16, `0x${stored.toString(16)}`, `does not match the CRC of the label sector (0x${computed.toString(16)})`);
+    throw badLvm('label_header.crc_xl', base + 16, hex(stored), `does not match the CRC of the label sector (0x${computed.toString(16)})`);
   }
   const type = s.toString('latin1', 24, 32);
   if (type !== LABEL_TYPE) throw badLvm('label_header.type', base + 24, type, `is not "${LABEL_TYPE}" (only LVM2 text-format PVs are known)`);
@@ -98,7 +98,7 @@ function parseLabelAt(s: Buffer, sector: number, deviceSize: number): Label {
   if (mdas.length > 2) throw badLvm('pv_header.metadata_areas', base + p - 16, mdas.length, 'entries (LVM writes at most two)');
   mdas.forEach((m, i) => {
     if (m.size < SECTOR || m.start % SECTOR !== 0 || m.start + m.size > deviceSize || m.start < LABEL_SCAN_BYTES) {
-      throw badLvm(`pv_header.metadata_areas[${i}]`, base + offsetXl, `${m.start}+${m.size}`, `is not a sector-aligned area of at least 512 bytes after the label inside the device (${deviceSize} bytes)`);
+      throw badLvm(`pv_header.metadata_areas[${i}]`, base + offsetXl, raw(`${m.start}+${m.size}`), `is not a sector-aligned area of at least 512 bytes after the label inside the device (${deviceSize} bytes)`);
     }
   });
   let extVersion = 0;

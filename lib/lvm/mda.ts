@@ -2,7 +2,7 @@
 // buffer of VG texts behind it. Slot 0 is the committed text; older copies stay
 // in the ring, packed at 512-byte boundaries, until the ring wraps over them.
 import { lvmCrc } from './crc';
-import { badLvm } from './errors';
+import { badLvm, hex, raw } from './errors';
 import { SECTOR } from './label';
 
 export type ReadFn = (offset: number, length: number) => Promise<Buffer>;
@@ -38,7 +38,7 @@ export function parseMdaHeader(h: Buffer, index: number, start: number, size: nu
   const field = (f: string): string => `mda${index}_header.${f}`;
   const stored = h.readUInt32LE(0);
   const computed = lvmCrc(h, 4, SECTOR);
-  if (stored !== computed) throw badLvm(field('checksum_xl'), start, `0x${stored.toString(16)}`, `does not match the CRC of the header (0x${computed.toString(16)})`);
+  if (stored !== computed) throw badLvm(field('checksum_xl'), start, hex(stored), `does not match the CRC of the header (0x${computed.toString(16)})`);
   if (!h.subarray(4, 20).equals(MDA_MAGIC)) throw badLvm(field('magic'), start + 4, h.toString('latin1', 4, 20), 'is not the LVM2 metadata area magic');
   const version = h.readUInt32LE(20);
   if (version !== 1) throw badLvm(field('version'), start + 20, version, 'is not 1');
@@ -53,8 +53,8 @@ export function parseMdaHeader(h: Buffer, index: number, start: number, size: nu
     const checksum = h.readUInt32LE(p + 16);
     const flags = h.readUInt32LE(p + 20);
     if (offset === 0n) return flags & RAW_LOCN_IGNORED ? { offset: 0, size: 0, checksum, flags } : null;
-    if (offset >= BigInt(size) || offset < BigInt(SECTOR)) throw badLvm(field(`raw_locns[${i}].offset`), start + p, offset.toString(), `lies outside the text area of the metadata area [512, ${size})`);
-    if (len === 0n || len > BigInt(size - SECTOR)) throw badLvm(field(`raw_locns[${i}].size`), start + p + 8, len.toString(), `is not a text size that fits the metadata area (1..${size - SECTOR})`);
+    if (offset >= BigInt(size) || offset < BigInt(SECTOR)) throw badLvm(field(`raw_locns[${i}].offset`), start + p, raw(offset.toString()), `lies outside the text area of the metadata area [512, ${size})`);
+    if (len === 0n || len > BigInt(size - SECTOR)) throw badLvm(field(`raw_locns[${i}].size`), start + p + 8, raw(len.toString()), `is not a text size that fits the metadata area (1..${size - SECTOR})`);
     return { offset: Number(offset), size: Number(len), checksum, flags };
   };
   const committed = slot(0);
@@ -84,7 +84,7 @@ export async function readCommittedText(read: ReadFn, mda: MdaHeader): Promise<B
   const buf = await readRing(read, mda, rl.offset, rl.size);
   const crc = lvmCrc(buf);
   if (crc !== rl.checksum) {
-    throw badLvm(`mda${mda.index}_header.raw_locns[0].checksum`, mda.start + 56, `0x${rl.checksum.toString(16)}`, `does not match the CRC of the committed text (0x${crc.toString(16)}, ${rl.size} bytes at mda offset ${rl.offset})`);
+    throw badLvm(`mda${mda.index}_header.raw_locns[0].checksum`, mda.start + 56, hex(rl.checksum), `does not match the CRC of the committed text (0x${crc.toString(16)}, ${rl.size} bytes at mda offset ${rl.offset})`);
   }
   if (buf[buf.length - 1] !== 0) throw badLvm(`mda${mda.index} text`, mda.start + rl.offset, rl.size, 'bytes of committed text do not end with a NUL');
   return buf.subarray(0, buf.length - 1);

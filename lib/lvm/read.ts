@@ -3,7 +3,7 @@
 // older copies still in the ring.
 import { BlockDevice } from '../device/block-device';
 import { type Extent, normalize } from '../device/extent';
-import { badLvm } from './errors';
+import { badLvm, hex, raw } from './errors';
 import { type RingCopy, scanRing } from './history';
 import { LABEL_SCAN_BYTES, type Label, parseLabel, SECTOR } from './label';
 import { type MdaHeader, parseMdaHeader, type ReadFn, readCommittedText, readExact } from './mda';
@@ -144,7 +144,7 @@ export async function readLvm(read: ReadFn, deviceSize: number, opts: ReadLvmOpt
  */
 export async function readLvmVersion(read: ReadFn, deviceSize: number, seqno: number, checksum: number): Promise<VolumeGroup> {
   const c = await readCommitted(read, deviceSize);
-  if (!c) throw badLvm('label', 0, 'none', 'holds no LVM2 PV with VG metadata, so no VG version can be read');
+  if (!c) throw badLvm('label', 0, raw('none'), 'holds no LVM2 PV with VG metadata, so no VG version can be read');
   if (c.copy.seqno === seqno && c.copy.checksum === checksum) {
     await annotateOvirt(c.vg, read);
     return c.vg;
@@ -159,7 +159,7 @@ export async function readLvmVersion(read: ReadFn, deviceSize: number, seqno: nu
     await annotateOvirt(vg, read);
     return vg;
   }
-  throw badLvm('metadata ring', c.source.start, `seqno ${seqno} checksum 0x${(checksum >>> 0).toString(16)}`, 'is in no metadata area ring of this device (overwritten since?)');
+  throw badLvm('metadata ring', c.source.start, raw(`seqno ${seqno} checksum 0x${(checksum >>> 0).toString(16)}`), 'is in no metadata area ring of this device (overwritten since?)');
 }
 
 /** The read callback over an open BlockDevice. */

@@ -3,7 +3,7 @@
 // (mirror legs, raid images, pvmove, snapshot COW, pool sub-LVs) are resolved
 // down to physical extents and credited to the top-level LV they serve.
 import type { Extent } from '../device/extent';
-import { badLvm } from './errors';
+import { badLvm, hex, raw } from './errors';
 import type { ConfigSection, ConfigValue } from './text';
 import type { LogicalVolume, SegmentType, VolumeGroup } from './types';
 
@@ -23,7 +23,7 @@ class Fields {
 
   private raw(key: string, required: boolean): { value: ConfigValue; offset: number } | undefined {
     const v = this.sec.values.get(key);
-    if (!v && required) throw badLvm(`${this.what} ${this.path}.${key}`, this.sec.offset, 'missing', 'is required', 'text offset');
+    if (!v && required) throw badLvm(`${this.what} ${this.path}.${key}`, this.sec.offset, raw('missing'), 'is required', 'text offset');
     return v;
   }
 
@@ -66,7 +66,7 @@ class Fields {
   section(key: string, required = true): Fields | null {
     const s = this.sec.sections.get(key);
     if (!s) {
-      if (required) throw badLvm(`${this.what} ${this.path}.${key}`, this.sec.offset, 'missing', 'is a required section', 'text offset');
+      if (required) throw badLvm(`${this.what} ${this.path}.${key}`, this.sec.offset, raw('missing'), 'is a required section', 'text offset');
       return null;
     }
     return new Fields(s, `${this.path}.${key}`, this.what);
@@ -202,7 +202,7 @@ function parseLv(f: Fields, pvNames: Set<string>): Lv {
 /** The VG section is the first top-level section (the text's footer keys follow it). */
 export function vgSection(root: ConfigSection, what: string): ConfigSection {
   const first = root.sections.values().next();
-  if (first.done) throw badLvm(what, 0, 'no section', 'holds no volume group', 'text offset');
+  if (first.done) throw badLvm(what, 0, raw('no section'), 'holds no volume group', 'text offset');
   return first.value;
 }
 
@@ -270,12 +270,12 @@ export function buildVg(root: ConfigSection, pvUuid: string, deviceSize: number,
     top.push(lv);
     const seen = new Set<string>();
     const push = (pe: number, count: number): void => {
-      if (pe + count > me.peCount) f.fail(`logical_volumes.${lv.name}`, `${pe}+${count}`, `uses extents beyond pe_count ${me.peCount} of ${me.name}`);
+      if (pe + count > me.peCount) f.fail(`logical_volumes.${lv.name}`, raw(`${pe}+${count}`), `uses extents beyond pe_count ${me.peCount} of ${me.name}`);
       pieces.push([pe, count, idx]);
     };
     const resolve = (cur: Lv, le: number, n: number, depth: number): void => {
       if (depth > MAX_DEPTH) f.fail(`logical_volumes.${cur.name}`, depth, 'levels of LV-to-LV references (a cycle?)');
-      if (le + n > cur.extentCount) f.fail(`logical_volumes.${cur.name}`, `${le}+${n}`, `is referenced beyond its ${cur.extentCount} extents`);
+      if (le + n > cur.extentCount) f.fail(`logical_volumes.${cur.name}`, raw(`${le}+${n}`), `is referenced beyond its ${cur.extentCount} extents`);
       for (const seg of cur.segments) {
         const a = Math.max(le, seg.start) - seg.start;
         const b = Math.min(le + n, seg.start + seg.count) - seg.start;

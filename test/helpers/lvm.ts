@@ -2,10 +2,12 @@
 // accepts only this lab's loop devices, activation is off (no device-mapper is
 // needed: `--driverloaded n`, `lvcreate -an -Zn`) and no backup/archive files
 // are written, so the machine's own LVM setup is never touched.
+import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 
 import { BlockDevice } from '../../lib/device/block-device';
+import { BisyncError } from '../../lib/device/errors';
 import { Loop, makeLoop, requires } from './env';
 
 /** Marks the test pending unless root, losetup and lvm2 are there. */
@@ -100,10 +102,15 @@ export class LvmLab {
     this.run('vgcreate', '-y', ...args, this.vg, ...pvs);
   }
 
-  /** Creates an inactive, unzeroed LV; `size` is an lvcreate size ("8m") or extents ("4" with `-l`). */
+  /**
+   * Creates an inactive, unzeroed LV; `size` is an lvcreate size ("8m") or extents ("4" with `-l`).
+   * Arguments naming devices (/dev/...) restrict the allocation to those PVs.
+   */
   lvcreate(name: string, size: string, ...args: string[]): void {
     const sizeArgs = /^\d+$/.test(size) ? ['-l', size] : ['-L', size];
-    this.run('lvcreate', '-an', '-Zn', '-y', '-n', name, ...sizeArgs, ...args, this.vg);
+    const pvs = args.filter((a) => a.startsWith('/dev/'));
+    const opts = args.filter((a) => !a.startsWith('/dev/'));
+    this.run('lvcreate', '-an', '-Zn', '-y', '-n', name, ...sizeArgs, ...opts, this.vg, ...pvs);
   }
 
   /** `lvs`-style per-LV rows of this VG. */
@@ -145,3 +152,14 @@ export class LvmLab {
     for (const l of this.loops.splice(0)) l.detach();
   }
 }
+
+/** Expects a BisyncError ERR_BAD_LVM whose message matches `re`. */
+export async function rejectsBadLvm(p: Promise<unknown>, re: RegExp): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof BisyncError, `not a BisyncError: ${String(e)}`);
+    assert.equal(e.code, 'ERR_BAD_LVM');
+    assert.match(e.message, re);
+    return true;
+  });
+}
+
