@@ -137,6 +137,7 @@ export interface MetadataComparison {
  * diverged nodes is in both rings, so each side can parse it from its own device.
  */
 export interface LvmSource {
-  lvm(): Promise<LvmView | null>;
+  /** history: false skips the ring scan (an oVirt metadata area is 128 MiB): `history` is then empty. */
+  lvm(opts?: { history?: boolean }): Promise<LvmView | null>;
   lvmVersion(seqno: number, checksum: number): Promise<VolumeGroup>;
 }

@@ -128,7 +128,9 @@ async function lvmViews(local: Endpoint, peer: Endpoint, opts: PlanOptions, note
     notes.push('warning: --no-lvm: LVM ignored, plain block mode: an LV written on both nodes in different blocks is merged block by block and may end up matching neither node');
     return null;
   }
-  const [l, p] = await Promise.all([local.lvm(), peer.lvm()]);
+  // The rings (history) are read only when the committed texts differ: an oVirt metadata area is 128 MiB.
+  let [l, p] = await Promise.all([local.lvm({ history: false }), peer.lvm({ history: false })]);
+  if (l && p && (l.committed.seqno !== p.committed.seqno || l.committed.checksum !== p.committed.checksum)) [l, p] = await Promise.all([local.lvm(), peer.lvm()]);
   const plain = !l || !p || l.pv.uuid !== p.pv.uuid || l.vg.uuid !== p.vg.uuid;
   if (plain && resolving) throw new RangeError(`--lv, --vg-metadata and --drop-lv need the same LVM2 PV and VG on both nodes; ${!l && !p ? 'neither device holds one' : 'the nodes differ'}`);
   if (!l && !p) return null;

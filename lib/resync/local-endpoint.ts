@@ -25,7 +25,8 @@ export interface LocalEndpointOptions {
 }
 
 export class LocalEndpoint implements Endpoint {
-  private lvmView: Promise<LvmView | null> | null = null;
+  /** Read once each way: the PV cannot change while the device is held exclusively. */
+  private lvmViews: { full?: Promise<LvmView | null>; committed?: Promise<LvmView | null> } = {};
 
   private constructor(
     readonly device: BlockDevice,
@@ -114,10 +115,9 @@ export class LocalEndpoint implements Endpoint {
     return this.metadata.report();
   }
 
-  /** Read once: the PV cannot change while the device is held exclusively. */
-  lvm(): Promise<LvmView | null> {
-    this.lvmView ??= readLvm(this.lvmReader(), this.dataSize);
-    return this.lvmView;
+  lvm(opts: { history?: boolean } = {}): Promise<LvmView | null> {
+    if (opts.history === false) return this.lvmViews.full ?? (this.lvmViews.committed ??= readLvm(this.lvmReader(), this.dataSize, { history: false }));
+    return (this.lvmViews.full ??= readLvm(this.lvmReader(), this.dataSize));
   }
 
   lvmVersion(seqno: number, checksum: number): Promise<VolumeGroup> {

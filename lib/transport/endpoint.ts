@@ -30,8 +30,8 @@ export interface Endpoint extends LvmSource {
   write(extents: Extent[], data: Buffer): Promise<void>;
   flush(): Promise<void>;
   writeMetadata(update: MetadataUpdate): Promise<MetadataReport>;
-  /** The LVM2 PV on the data area (label, committed VG, ring history), or null when there is none. */
-  lvm(): Promise<LvmView | null>;
+  /** The LVM2 PV on the data area (label, committed VG, ring history unless history is false), or null when there is none. */
+  lvm(opts?: { history?: boolean }): Promise<LvmView | null>;
   /** An older VG version still in this node's metadata rings (the common ancestor of a split). */
   lvmVersion(seqno: number, checksum: number): Promise<VolumeGroup>;
   close(): Promise<void>;

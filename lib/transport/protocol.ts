@@ -97,6 +97,8 @@ export interface RequestJson {
   blockSize?: number;
   peerNodeId?: number;
   update?: unknown;
+  /** lvm: false skips the ring history. */
+  history?: boolean;
   /** lvmVersion: which VG version. */
   seqno?: number;
   checksum?: number;

@@ -102,8 +102,8 @@ export class RemoteEndpoint implements Endpoint {
     return (await this.call('writeMetadata', { update })).json as MetadataReport;
   }
 
-  async lvm(): Promise<LvmView | null> {
-    return (await this.call('lvm', {})).json as LvmView | null;
+  async lvm(opts: { history?: boolean } = {}): Promise<LvmView | null> {
+    return (await this.call('lvm', opts.history === false ? { history: false } : {})).json as LvmView | null;
   }
 
   async lvmVersion(seqno: number, checksum: number): Promise<VolumeGroup> {

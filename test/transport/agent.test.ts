@@ -94,6 +94,7 @@ describe('transport: agent and RemoteEndpoint over TLS-PSK', function () {
     ep.lvmView = { pv: { uuid: 'P', labelSector: 1, deviceSize: 4 * MiB, peStart: MiB, mdas: [] }, metadataRegion: [[0, MiB]], committed: { seqno: 7, checksum: 9, mda: 0, offset: 512, size: 100, description: null, creationHost: null, creationTime: null }, history: [], vg, unallocated: [[MiB, 3 * MiB]] };
     ep.lvmVersions.set('6:5', { ...vg, seqno: 6 });
     assert.deepEqual(await remote.lvm(), ep.lvmView);
+    assert.deepEqual(await remote.lvm({ history: false }), ep.lvmView);
     assert.deepEqual(await remote.lvmVersion(6, 5), { ...vg, seqno: 6 });
     await assert.rejects(remote.lvmVersion(1, 2), (e: Error & { code?: string }) => e.code === 'ERR_BAD_LVM' && /seqno 1 checksum 2/.test(e.message));
   });
