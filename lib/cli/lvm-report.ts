@@ -56,8 +56,10 @@ function chain(vols: LvDoc[]): LvDoc[] {
 }
 
 export function printLvm(doc: LvmDoc | null, notes: string[], blockers: string[]): void {
-  for (const n of notes) println(n);
-  if (!doc) return;
+  if (!doc) {
+    for (const n of notes) println(n);
+    return;
+  }
   const ovirt = doc.lvs.some((l) => l.ovirt);
   println(`LVM: VG ${doc.vg.name} (${doc.vg.uuid})${ovirt ? ', an oVirt storage domain' : ''}, extents of ${formatBytes(doc.vg.extentSize)} from byte ${doc.vg.peStart}`);
   const disks = new Map<string, LvDoc[]>();
@@ -65,7 +67,7 @@ export function printLvm(doc: LvmDoc | null, notes: string[], blockers: string[]
   const plain: LvDoc[] = [];
   for (const lv of doc.lvs) {
     if (lv.ovirt?.role === 'volume' && lv.ovirt.image) disks.set(lv.ovirt.image, [...(disks.get(lv.ovirt.image) ?? []), lv]);
-    else if (lv.ovirt) special.push(lv);
+    else if (lv.ovirt && lv.ovirt.role !== 'volume') special.push(lv);
     else plain.push(lv);
   }
   let quiet = 0;
@@ -102,6 +104,7 @@ export function printLvm(doc: LvmDoc | null, notes: string[], blockers: string[]
   for (const [pe, n, l, p] of m.extentConflicts.slice(0, 20)) println(`    PE ${pe}-${pe + n - 1}: local ${l ?? 'free'}, peer ${p ?? 'free'}`);
   if (m.extentConflicts.length > 20) println(`    ... and ${m.extentConflicts.length - 20} more extent ranges allocated differently`);
   println(`  metadata region changed: local ${formatBytes(doc.metadataRegionBytes.local)}, peer ${formatBytes(doc.metadataRegionBytes.peer)}; unallocated space changed: local ${formatBytes(doc.unallocatedBytes.local)}, peer ${formatBytes(doc.unallocatedBytes.peer)}`);
+  for (const n of notes) println(n);
   for (const b of blockers) println(`refused: ${b}`);
 }
 

@@ -388,7 +388,8 @@ export async function planLvm(input: LvmPlanInput, ctx: LvmPlanContext, res: Lvm
           `keeping the ${governing} metadata loses them; name it with --drop-lv ${lv.name} to give them up (they are archived), or choose the other --vg-metadata`);
       }
     }
-    doc.verdict = await verdictOf(lv, lc, pc);
+    // Orphaned blocks were written by that node too (attributed by its own map): they count for the verdict.
+    doc.verdict = withOrphans(await verdictOf(lv, lc, pc), orphan.local.length > 0, orphan.peer.length > 0);
     const winner = winners.get(lv.uuid) ?? null;
     const role = lv.ovirt?.role;
     if (doc.resolution === 'dropped' && !lc.length && !pc.length) return doc;
@@ -450,6 +451,12 @@ export async function planLvm(input: LvmPlanInput, ctx: LvmPlanContext, res: Lvm
   out.toPeer = [...subtract(out.toPeer, out.forcedToLocal)];
   out.toLocal = [...subtract(out.toLocal, out.forcedToPeer)];
   return out;
+}
+
+function withOrphans(v: LvVerdict, local: boolean, peer: boolean): LvVerdict {
+  const l = local || v === 'local-only' || v === 'both';
+  const p = peer || v === 'peer-only' || v === 'both';
+  return l && p ? 'both' : l ? 'local-only' : p ? 'peer-only' : 'unchanged';
 }
 
 function describeChanges(changes: MetadataComparison['changes']['local']): string {
