@@ -20,6 +20,11 @@ const LABEL_REGION = 4096;
 export interface ReadLvmOptions {
   /** Scan the ring for older copies (default true); false leaves `history` empty and reads only the committed text. */
   history?: boolean;
+  /**
+   * At most this many older copies (newest first; default all). A ring that has
+   * wrapped is full of copies: oVirt's 128 MiB area is then read whole.
+   */
+  historyLimit?: number;
 }
 
 interface Committed {
@@ -120,7 +125,7 @@ export async function readLvm(read: ReadFn, deviceSize: number, opts: ReadLvmOpt
   const c = await readCommitted(read, deviceSize);
   if (!c) return null;
   await annotateOvirt(c.vg, read);
-  const history = opts.history === false ? [] : olderCopies(await scanRing(read, c.source, c.vg.name), c.copy);
+  const history = opts.history === false ? [] : olderCopies(await scanRing(read, c.source, c.vg.name, { limit: opts.historyLimit }), c.copy);
   return {
     pv: {
       uuid: c.label.uuid,
@@ -150,7 +155,8 @@ export async function readLvmVersion(read: ReadFn, deviceSize: number, seqno: nu
     return c.vg;
   }
   for (const mda of c.headers.filter((m) => m.committed !== null)) {
-    const found = (await scanRing(read, mda, c.vg.name)).find((x) => x.seqno === seqno && x.checksum === checksum);
+    const wanted = (x: RingCopy): boolean => x.seqno === seqno && x.checksum === checksum;
+    const found = (await scanRing(read, mda, c.vg.name, { until: wanted })).find(wanted);
     if (!found) continue;
     const what = `mda${mda.index} ring copy at mda offset ${found.offset}`;
     const root = parseConfig(found.text.toString('utf8'), what);

@@ -123,6 +123,8 @@ describe('lvm: synthetic PVs', () => {
       assert.equal(h.checksum, crc, `seqno ${h.seqno} checksum`);
       assert.equal(h.description, `Write from test seqno ${h.seqno}.`);
     }
+    const limited = (await readLvm(img.read, img.size, { historyLimit: 2 }))!;
+    assert.deepEqual(limited.history, v.history.slice(0, 2));
     const old = v.history[v.history.length - 1];
     const vg = await readLvmVersion(img.read, img.size, old.seqno, old.checksum);
     assert.equal(vg.seqno, old.seqno);
