@@ -229,7 +229,7 @@ describe('lvm: reader against real lvm2 on loop devices', function () {
     }
   });
 
-  it('LV-to-LV areas (raid1, mirror, snapshot COW, thin pool) are credited to the LV they serve, as lvs -a says', async function () {
+  it('LV-to-LV areas (raid1, mirror, snapshot COW, thin pool, pvmove) are credited to the LV they serve, as lvs -a says', async function () {
     lab = new LvmLab([128 * MiB, 128 * MiB]);
     for (const d of lab.devices) lab.pvcreate(d);
     lab.vgcreate(['-s', '4m']);
@@ -245,6 +245,8 @@ describe('lvm: reader against real lvm2 on loop devices', function () {
     const rows = lab.lvs('lv_name,lv_uuid,lv_parent,origin,pool_lv', '-a');
     const byName = new Map(rows.map((r) => [r.lv_name.replace(/^\[(.*)\]$/, '$1'), r]));
     const top = (name: string): string => {
+      // lvs names no parent for pvmove0: it serves the LVs whose segments move through it (here only mv).
+      if (name === 'pvmove0') return top('mv');
       const r = byName.get(name)!;
       if (r.lv_parent) return top(r.lv_parent);
       if (r.origin && !r.pool_lv) return top(r.origin);
@@ -261,7 +263,7 @@ describe('lvm: reader against real lvm2 on loop devices', function () {
         else runs.push([s.start, s.size]);
       }
       assert.deepEqual([...viewMap(v).lvs.entries()].sort(), [...want.entries()].sort(), `owners on ${d}`);
-      assert.deepEqual(v.vg.lvs.map((l) => l.name).sort(), ['lvol0_pmspare', 'm', 'orig', 'r1', 'th', 'tp']);
+      assert.deepEqual(v.vg.lvs.map((l) => l.name).sort(), ['lvol0_pmspare', 'm', 'mv', 'orig', 'r1', 'th', 'tp']);
       assert.deepEqual(v.vg.lvs.find((l) => l.name === 'th')!.extents, []);
       assert.deepEqual(v.vg.lvs.find((l) => l.name === 'r1')!.segmentTypes, ['raid']);
     }
@@ -396,5 +398,9 @@ function stackedLvs(): string {
     linear('m_mimage_0', hidden, 'pv0', 15, 2),
     linear('m_mimage_1', hidden, 'pv1', 7, 2),
     linear('m_mlog', hidden, 'pv1', 9, 1),
+    // An interrupted pvmove: mv's second segment moves through pvmove0, a mirror of source and destination.
+    [...head('mv', '["READ", "WRITE", "VISIBLE", "LOCKED"]', 2), 'segment1 {', 'start_extent = 0', 'extent_count = 1', 'type = "striped"', 'stripe_count = 1', 'stripes = [', '"pv0", 17', ']', '}',
+      'segment2 {', 'start_extent = 1', 'extent_count = 2', 'type = "striped"', 'stripe_count = 1', 'stripes = [', '"pvmove0", 0', ']', '}', '}'].join('\n'),
+    [...head('pvmove0', '["READ", "WRITE", "PVMOVE", "LOCKED"]', 1), ...seg(2, 'type = "mirror"', 'mirror_count = 2', 'region_size = 1024', 'mirrors = [', '"pv0", 18,', '"pv1", 10', ']')].join('\n'),
   ].join('\n') + '\n';
 }
