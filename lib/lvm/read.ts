@@ -9,7 +9,7 @@ import { LABEL_SCAN_BYTES, type Label, parseLabel, SECTOR } from './label';
 import { type MdaHeader, parseMdaHeader, type ReadFn, readCommittedText, readExact } from './mda';
 import { annotateOvirt } from './ovirt';
 import { parseConfig } from './text';
-import type { LvmView, MetadataCopy, VolumeGroup } from './types';
+import type { LvmSource, LvmView, MetadataCopy, VolumeGroup } from './types';
 import { buildVg, parseFooter, vgSection } from './vg';
 
 export type { ReadFn };
@@ -166,6 +166,14 @@ export async function readLvmVersion(read: ReadFn, deviceSize: number, seqno: nu
     return vg;
   }
   throw badLvm('metadata ring', c.source.start, raw(`seqno ${seqno} checksum 0x${(checksum >>> 0).toString(16)}`), 'is in no metadata area ring of this device (overwritten since?)');
+}
+
+/** An LvmSource over one device's bytes: what a local endpoint (or the serve agent) offers for its node. */
+export function lvmSource(read: ReadFn, deviceSize: number, opts: ReadLvmOptions = {}): LvmSource {
+  return {
+    lvm: () => readLvm(read, deviceSize, opts),
+    lvmVersion: (seqno, checksum) => readLvmVersion(read, deviceSize, seqno, checksum),
+  };
 }
 
 /** The read callback over an open BlockDevice. */

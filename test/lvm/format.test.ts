@@ -4,7 +4,7 @@
 import { strict as assert } from 'node:assert';
 
 import { lvmCrc } from '../../lib/lvm/crc';
-import { compareMetadata, commonVersion, readLvm, readLvmVersion } from '../../lib/lvm';
+import { compareMetadata, commonVersion, lvmSource, readLvm, readLvmVersion } from '../../lib/lvm';
 import { parseConfig } from '../../lib/lvm/text';
 import { aliasFromRecord } from '../../lib/lvm/ovirt';
 import { rejectsBadLvm } from '../helpers/lvm';
@@ -208,7 +208,7 @@ describe('lvm: synthetic PVs', () => {
     const vb = (await readLvm(b.read, b.size))!;
     const common = commonVersion(va, vb)!;
     assert.equal(common.seqno, 1);
-    const anc = await readLvmVersion(a.read, a.size, common.seqno, common.checksum);
+    const anc = await lvmSource(a.read, a.size).lvmVersion(common.seqno, common.checksum);
     const cmp = compareMetadata(va, vb, anc);
     assert.equal(cmp.changedOn, 'both');
     assert.deepEqual(cmp.changes.local.map((c) => `${c.kind} ${c.lv}`), ['resized v2', 'created va']);
