@@ -10,6 +10,8 @@ import type { LogicalVolume, SegmentType, VolumeGroup } from './types';
 const SECTOR = 512;
 /** LV-to-LV references deeper than this are a cycle or garbage: LVM stacks a few levels at most. */
 const MAX_DEPTH = 16;
+/** Resolution steps allowed per VG: far above any real VG (one per segment and sub-LV). */
+const MAX_STEPS = 1_000_000;
 
 export interface VgFooter {
   description: string | null;
@@ -264,6 +266,7 @@ export function buildVg(root: ConfigSection, pvUuid: string, deviceSize: number,
   // Resolve each top-level LV to [pe, count, owner] pieces on this PV.
   const pieces: Array<[number, number, number]> = [];
   const top: Lv[] = [];
+  let steps = 0;
   for (const lv of lvs.values()) {
     if (owned.has(lv.name) || lv.snapshotOnly) continue;
     const idx = top.length;
@@ -274,6 +277,8 @@ export function buildVg(root: ConfigSection, pvUuid: string, deviceSize: number,
       pieces.push([pe, count, idx]);
     };
     const resolve = (cur: Lv, le: number, n: number, depth: number): void => {
+      // Real stacks are a few levels and a few areas; a text that fans out without end is garbage.
+      if (++steps > MAX_STEPS) f.fail(`logical_volumes.${cur.name}`, steps, 'LV-to-LV resolution steps (the references fan out without end)');
       if (depth > MAX_DEPTH) f.fail(`logical_volumes.${cur.name}`, depth, 'levels of LV-to-LV references (a cycle?)');
       if (le + n > cur.extentCount) f.fail(`logical_volumes.${cur.name}`, raw(`${le}+${n}`), `is referenced beyond its ${cur.extentCount} extents`);
       for (const seg of cur.segments) {
@@ -307,13 +312,14 @@ export function buildVg(root: ConfigSection, pvUuid: string, deviceSize: number,
   pieces.sort((x, y) => x[0] - y[0] || x[2] - y[2]);
   const perLv: Array<Array<[number, number]>> = top.map(() => []);
   const used: Array<[number, number]> = [];
+  // The piece reaching furthest so far: any overlap of two owners shows against it.
+  let reach = 0;
+  let reachOwner = -1;
   for (const [pe, count, idx] of pieces) {
     if (count === 0) continue;
+    if (pe < reach && reachOwner !== idx) f.fail(`logical_volumes.${top[idx].name}`, pe, `is a PE of ${me.name} that ${top[reachOwner].name} uses too`);
+    if (pe + count > reach) [reach, reachOwner] = [pe + count, idx];
     const last = used[used.length - 1];
-    if (last && pe < last[0] + last[1]) {
-      const prevOwner = pieces.find((p) => p[0] <= pe && pe < p[0] + p[1] && p[2] !== idx);
-      if (prevOwner) f.fail(`logical_volumes.${top[idx].name}`, pe, `is a PE of ${me.name} that ${top[prevOwner[2]].name} uses too`);
-    }
     if (last && pe <= last[0] + last[1]) last[1] = Math.max(last[1], pe + count - last[0]);
     else used.push([pe, count]);
     const mine = perLv[idx];
