@@ -3,7 +3,7 @@
 // older copies still in the ring.
 import { BlockDevice } from '../device/block-device';
 import { type Extent, normalize } from '../device/extent';
-import { badLvm, hex, raw } from './errors';
+import { badLvm, raw } from './errors';
 import { type RingCopy, scanRing } from './history';
 import { LABEL_SCAN_BYTES, type Label, parseLabel, SECTOR } from './label';
 import { type MdaHeader, parseMdaHeader, type ReadFn, readCommittedText, readExact } from './mda';

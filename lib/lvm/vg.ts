@@ -3,7 +3,7 @@
 // (mirror legs, raid images, pvmove, snapshot COW, pool sub-LVs) are resolved
 // down to physical extents and credited to the top-level LV they serve.
 import type { Extent } from '../device/extent';
-import { badLvm, hex, raw } from './errors';
+import { badLvm, raw } from './errors';
 import type { ConfigSection, ConfigValue } from './text';
 import type { LogicalVolume, SegmentType, VolumeGroup } from './types';
 
