@@ -181,9 +181,12 @@ export function deviceReader(dev: BlockDevice): ReadFn {
   return (offset, length) => dev.read(offset, Math.max(0, Math.min(length, dev.size - offset)));
 }
 
-/** readLvm on a device path (opened read-only, buffered) or an already open BlockDevice. */
+/**
+ * readLvm on a device path (opened read-only with O_DIRECT, so the page cache
+ * cannot hide what LVM on this node wrote directly) or an already open BlockDevice.
+ */
 export async function readLvmFromDevice(device: string | BlockDevice, opts: ReadLvmOptions = {}): Promise<LvmView | null> {
-  const dev = typeof device === 'string' ? await BlockDevice.open(device, { direct: false }) : device;
+  const dev = typeof device === 'string' ? await BlockDevice.open(device) : device;
   try {
     return await readLvm(deviceReader(dev), dev.size, opts);
   } finally {
