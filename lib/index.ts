@@ -47,6 +47,7 @@ export {
   readLvm,
   readLvmVersion,
   readLvmFromDevice,
+  lvmSource,
   compareMetadata,
   commonVersion,
   parseDeltaLease,

@@ -13,49 +13,63 @@ import type { MetadataCopy } from './types';
 
 /** Scan the ring this many bytes per read. */
 const CHUNK = 4 << 20;
-
-/** Offsets (mda-relative, ascending) where a copy of `vgName` may start. */
-async function candidates(read: ReadFn, mda: MdaHeader, vgName: string): Promise<number[]> {
-  const needle = Buffer.from(`${vgName} {\n`, 'latin1');
-  const out: number[] = [];
-  for (let pos = SECTOR; pos < mda.size; pos += CHUNK) {
-    const len = Math.min(CHUNK, mda.size - pos);
-    const buf = await read(mda.start + pos, len);
-    // Skip quickly over the zeros of a ring that has not been written yet.
-    let i = buf.indexOf(needle[0]);
-    while (i >= 0) {
-      const aligned = Math.ceil(i / SECTOR) * SECTOR;
-      if (aligned + needle.length > buf.length) break;
-      if (buf[aligned] === needle[0] && buf.compare(needle, 0, needle.length, aligned, aligned + needle.length) === 0) out.push(pos + aligned);
-      i = buf.indexOf(needle[0], aligned + 1);
-    }
-  }
-  return out;
-}
+const ZERO_SECTOR = Buffer.alloc(SECTOR);
 
 export interface RingCopy extends MetadataCopy {
   /** The text without its NUL. */
   text: Buffer;
 }
 
+export interface ScanOptions {
+  /** Stop after this many intact copies. */
+  limit?: number;
+  /** Stop at the first copy for which this holds (it is the last one returned). */
+  until?: (copy: RingCopy) => boolean;
+}
+
 /**
- * Every intact copy in the ring: text up to its NUL, seqno read from the text,
- * checksum computed. Copies the ring has partly overwritten (no NUL before the
- * next copy, or another copy's footer inside) are skipped. Unsorted.
+ * Intact older copies in the ring, newest first: walks backwards from the
+ * committed copy (each older copy ends just before the next one begins) and
+ * stops at two zero sectors in a row (never written; copies are padded by less
+ * than one sector), after one full turn, or as the options say. A copy the ring
+ * has partly overwritten (no NUL before the next copy, or another copy's footer
+ * inside) is skipped.
  */
-export async function scanRing(read: ReadFn, mda: MdaHeader, vgName: string): Promise<RingCopy[]> {
-  const offs = await candidates(read, mda, vgName);
-  const maxCopy = mda.size - SECTOR;
+export async function scanRing(read: ReadFn, mda: MdaHeader, vgName: string, opts: ScanOptions = {}): Promise<RingCopy[]> {
+  const from = mda.committed!;
+  const needle = Buffer.from(`${vgName} {\n`, 'latin1');
+  const ringEnd = Math.floor(mda.size / SECTOR) * SECTOR;
+  const turn = ringEnd - SECTOR;
   const out: RingCopy[] = [];
-  for (let k = 0; k < offs.length; k++) {
-    const o = offs[k];
-    // A copy ends before the next one begins (in ring order, wrapping to 512).
-    const room = k + 1 < offs.length ? offs[k + 1] - o : mda.size - o + (offs.length > 1 ? offs[0] - SECTOR : o - SECTOR);
-    const buf = await readRing(read, mda, o, Math.min(room, maxCopy));
-    const nul = buf.indexOf(0);
-    if (nul < 0) continue;
-    const copy = examine(buf.subarray(0, nul), mda, o);
-    if (copy) out.push(copy);
+  let end = Math.floor(from.offset / SECTOR) * SECTOR;
+  let newer = from.offset;
+  let scanned = 0;
+  let zeros = 0;
+  while (scanned < turn) {
+    if (end <= SECTOR) end = ringEnd;
+    const lo = Math.max(SECTOR, end - CHUNK, end - (turn - scanned));
+    const buf = await read(mda.start + lo, end - lo);
+    if (buf.length < end - lo) break;
+    for (let b = end - lo - SECTOR; b >= 0; b -= SECTOR) {
+      if (buf.compare(ZERO_SECTOR, 0, SECTOR, b, b + SECTOR) === 0) {
+        if (++zeros >= 2) return out;
+        continue;
+      }
+      zeros = 0;
+      if (buf[b] !== needle[0] || buf.compare(needle, 0, needle.length, b, b + needle.length) !== 0) continue;
+      const at = lo + b;
+      // A copy ends before the next newer one begins (in ring order, wrapping to 512).
+      const room = newer > at ? newer - at : ringEnd - at + (newer - SECTOR);
+      const text = await readRing(read, mda, at, Math.min(room, mda.size - SECTOR));
+      newer = at;
+      const nul = text.indexOf(0);
+      const copy = nul < 0 ? null : examine(text.subarray(0, nul), mda, at);
+      if (!copy) continue;
+      out.push(copy);
+      if (out.length === opts.limit || opts.until?.(copy)) return out;
+    }
+    scanned += end - lo;
+    end = lo;
   }
   return out;
 }

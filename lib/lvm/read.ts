@@ -3,13 +3,13 @@
 // older copies still in the ring.
 import { BlockDevice } from '../device/block-device';
 import { type Extent, normalize } from '../device/extent';
-import { badLvm, hex, raw } from './errors';
+import { badLvm, raw } from './errors';
 import { type RingCopy, scanRing } from './history';
 import { LABEL_SCAN_BYTES, type Label, parseLabel, SECTOR } from './label';
 import { type MdaHeader, parseMdaHeader, type ReadFn, readCommittedText, readExact } from './mda';
 import { annotateOvirt } from './ovirt';
 import { parseConfig } from './text';
-import type { LvmView, MetadataCopy, VolumeGroup } from './types';
+import type { LvmSource, LvmView, MetadataCopy, VolumeGroup } from './types';
 import { buildVg, parseFooter, vgSection } from './vg';
 
 export type { ReadFn };
@@ -20,6 +20,11 @@ const LABEL_REGION = 4096;
 export interface ReadLvmOptions {
   /** Scan the ring for older copies (default true); false leaves `history` empty and reads only the committed text. */
   history?: boolean;
+  /**
+   * At most this many older copies (newest first; default all). A ring that has
+   * wrapped is full of copies: oVirt's 128 MiB area is then read whole.
+   */
+  historyLimit?: number;
 }
 
 interface Committed {
@@ -120,7 +125,7 @@ export async function readLvm(read: ReadFn, deviceSize: number, opts: ReadLvmOpt
   const c = await readCommitted(read, deviceSize);
   if (!c) return null;
   await annotateOvirt(c.vg, read);
-  const history = opts.history === false ? [] : olderCopies(await scanRing(read, c.source, c.vg.name), c.copy);
+  const history = opts.history === false ? [] : olderCopies(await scanRing(read, c.source, c.vg.name, { limit: opts.historyLimit }), c.copy);
   return {
     pv: {
       uuid: c.label.uuid,
@@ -150,7 +155,8 @@ export async function readLvmVersion(read: ReadFn, deviceSize: number, seqno: nu
     return c.vg;
   }
   for (const mda of c.headers.filter((m) => m.committed !== null)) {
-    const found = (await scanRing(read, mda, c.vg.name)).find((x) => x.seqno === seqno && x.checksum === checksum);
+    const wanted = (x: RingCopy): boolean => x.seqno === seqno && x.checksum === checksum;
+    const found = (await scanRing(read, mda, c.vg.name, { until: wanted })).find(wanted);
     if (!found) continue;
     const what = `mda${mda.index} ring copy at mda offset ${found.offset}`;
     const root = parseConfig(found.text.toString('utf8'), what);
@@ -162,14 +168,25 @@ export async function readLvmVersion(read: ReadFn, deviceSize: number, seqno: nu
   throw badLvm('metadata ring', c.source.start, raw(`seqno ${seqno} checksum 0x${(checksum >>> 0).toString(16)}`), 'is in no metadata area ring of this device (overwritten since?)');
 }
 
+/** An LvmSource over one device's bytes: what a local endpoint (or the serve agent) offers for its node. */
+export function lvmSource(read: ReadFn, deviceSize: number, opts: ReadLvmOptions = {}): LvmSource {
+  return {
+    lvm: () => readLvm(read, deviceSize, opts),
+    lvmVersion: (seqno, checksum) => readLvmVersion(read, deviceSize, seqno, checksum),
+  };
+}
+
 /** The read callback over an open BlockDevice. */
 export function deviceReader(dev: BlockDevice): ReadFn {
   return (offset, length) => dev.read(offset, Math.max(0, Math.min(length, dev.size - offset)));
 }
 
-/** readLvm on a device path (opened read-only, buffered) or an already open BlockDevice. */
+/**
+ * readLvm on a device path (opened read-only with O_DIRECT, so the page cache
+ * cannot hide what LVM on this node wrote directly) or an already open BlockDevice.
+ */
 export async function readLvmFromDevice(device: string | BlockDevice, opts: ReadLvmOptions = {}): Promise<LvmView | null> {
-  const dev = typeof device === 'string' ? await BlockDevice.open(device, { direct: false }) : device;
+  const dev = typeof device === 'string' ? await BlockDevice.open(device) : device;
   try {
     return await readLvm(deviceReader(dev), dev.size, opts);
   } finally {

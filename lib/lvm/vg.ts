@@ -3,13 +3,15 @@
 // (mirror legs, raid images, pvmove, snapshot COW, pool sub-LVs) are resolved
 // down to physical extents and credited to the top-level LV they serve.
 import type { Extent } from '../device/extent';
-import { badLvm, hex, raw } from './errors';
+import { badLvm, raw } from './errors';
 import type { ConfigSection, ConfigValue } from './text';
 import type { LogicalVolume, SegmentType, VolumeGroup } from './types';
 
 const SECTOR = 512;
 /** LV-to-LV references deeper than this are a cycle or garbage: LVM stacks a few levels at most. */
 const MAX_DEPTH = 16;
+/** Resolution steps allowed per VG: far above any real VG (one per segment and sub-LV). */
+const MAX_STEPS = 1_000_000;
 
 export interface VgFooter {
   description: string | null;
@@ -221,6 +223,93 @@ export interface BuiltVg {
   unallocated: Extent[];
 }
 
+interface ThisPv {
+  name: string;
+  peStart: number;
+  peCount: number;
+}
+
+/** This PV, found by id (the `pvN` keys are per-text indices, `device` a stale hint); also every PV key. */
+function findPv(f: Fields, pvUuid: string, extentSize: number, deviceSize: number): { me: ThisPv; pvNames: Set<string> } {
+  const pvNames = new Set<string>();
+  let found: ThisPv | null = null;
+  for (const pv of f.section('physical_volumes')!.children()) {
+    pvNames.add(pv.sec.name);
+    if (pv.str('id') !== pvUuid) continue;
+    const peStart = pv.int('pe_start') * SECTOR;
+    const peCount = pv.int('pe_count');
+    if (!Number.isSafeInteger(peStart + peCount * extentSize) || peStart + peCount * extentSize > deviceSize) {
+      pv.fail('pe_count', peCount, `extents of ${extentSize} bytes from pe_start ${peStart} run past the end of the device (${deviceSize} bytes)`);
+    }
+    found = { name: pv.sec.name, peStart, peCount };
+  }
+  return { me: found ?? f.fail('physical_volumes', pvUuid, "is not among the VG's physical volumes (the label's PV uuid)"), pvNames };
+}
+
+/** Resolves every top-level LV down to [pe, count, index in `top`] pieces on this PV. */
+function resolvePieces(lvs: Map<string, Lv>, top: Lv[], me: ThisPv, f: Fields): Array<[number, number, number]> {
+  const pieces: Array<[number, number, number]> = [];
+  let steps = 0;
+  top.forEach((lv, idx) => {
+    const seen = new Set<string>();
+    const whole = (name: string, depth: number): void => {
+      if (seen.has(name)) return;
+      seen.add(name);
+      const sub = lvs.get(name)!;
+      resolve(sub, 0, sub.extentCount, depth);
+    };
+    const resolve = (cur: Lv, le: number, n: number, depth: number): void => {
+      // Real stacks are a few levels and a few areas; a text that fans out without end is garbage.
+      if (++steps > MAX_STEPS) f.fail(`logical_volumes.${cur.name}`, steps, 'LV-to-LV resolution steps (the references fan out without end)');
+      if (depth > MAX_DEPTH) f.fail(`logical_volumes.${cur.name}`, depth, 'levels of LV-to-LV references (a cycle?)');
+      if (le + n > cur.extentCount) f.fail(`logical_volumes.${cur.name}`, raw(`${le}+${n}`), `is referenced beyond its ${cur.extentCount} extents`);
+      for (const seg of cur.segments) {
+        const a = Math.max(le, seg.start) - seg.start;
+        const b = Math.min(le + n, seg.start + seg.count) - seg.start;
+        if (b <= a) continue;
+        // A mirror leg holds every LE of the segment; a stripe area one LE in `stripes`.
+        const [from, to] = seg.type === 'mirror' || seg.stripes === 1 ? [a, b] : [Math.floor(a / seg.stripes), Math.ceil(b / seg.stripes)];
+        for (const area of seg.areas) {
+          if (area.pv === me.name) {
+            if (area.start + to > me.peCount) f.fail(`logical_volumes.${cur.name}`, raw(`${area.start + from}+${to - from}`), `uses extents beyond pe_count ${me.peCount} of ${me.name}`);
+            pieces.push([area.start + from, to - from, idx]);
+          } else if (area.lv !== null) resolve(lvs.get(area.lv)!, area.start + from, to - from, depth + 1);
+        }
+        for (const name of seg.whole) whole(name, depth + 1);
+      }
+      for (const cow of cur.cows) whole(cow, depth + 1);
+    };
+    resolve(lv, 0, lv.extentCount, 0);
+  });
+  return pieces;
+}
+
+/**
+ * Per top-level LV its coalesced PE runs, and the PE runs in use. LVM never
+ * gives one PE to two LVs (vg_validate): a text that does is damaged.
+ */
+function tile(pieces: Array<[number, number, number]>, top: Lv[], me: ThisPv, f: Fields): { perLv: Array<Array<[number, number]>>; used: Array<[number, number]> } {
+  pieces.sort((x, y) => x[0] - y[0] || x[2] - y[2]);
+  const perLv: Array<Array<[number, number]>> = top.map(() => []);
+  const used: Array<[number, number]> = [];
+  const extend = (runs: Array<[number, number]>, pe: number, count: number): void => {
+    const last = runs[runs.length - 1];
+    if (last && pe <= last[0] + last[1]) last[1] = Math.max(last[1], pe + count - last[0]);
+    else runs.push([pe, count]);
+  };
+  // The piece reaching furthest so far: any overlap of two owners shows against it.
+  let reach = 0;
+  let reachOwner = -1;
+  for (const [pe, count, idx] of pieces) {
+    if (count === 0) continue;
+    if (pe < reach && reachOwner !== idx) f.fail(`logical_volumes.${top[idx].name}`, pe, `is a PE of ${me.name} that ${top[reachOwner].name} uses too`);
+    if (pe + count > reach) [reach, reachOwner] = [pe + count, idx];
+    extend(used, pe, count);
+    extend(perLv[idx], pe, count);
+  }
+  return { perLv, used };
+}
+
 /**
  * Builds the VolumeGroup as seen from the PV whose label uuid is `pvUuid`.
  * `deviceSize` bounds the extents. `what` names the text in errors.
@@ -236,91 +325,16 @@ export function buildVg(root: ConfigSection, pvUuid: string, deviceSize: number,
   const f = new Fields(vgSec, vgSec.name, what);
   const uuid = f.str('id');
   const seqno = f.int('seqno');
-  const extentSectors = f.int('extent_size', 1);
-  const extentSize = extentSectors * SECTOR;
+  const extentSize = f.int('extent_size', 1) * SECTOR;
   const tags = f.strings('tags');
+  const { me, pvNames } = findPv(f, pvUuid, extentSize, deviceSize);
 
-  // This PV, found by id (the `pvN` keys are per-text indices, `device` a stale hint).
-  const pvs = f.section('physical_volumes')!;
-  const pvNames = new Set<string>();
-  let found: { name: string; peStart: number; peCount: number } | null = null;
-  for (const pv of pvs.children()) {
-    pvNames.add(pv.sec.name);
-    if (pv.str('id') !== pvUuid) continue;
-    const peStart = pv.int('pe_start') * SECTOR;
-    const peCount = pv.int('pe_count');
-    if (!Number.isSafeInteger(peStart + peCount * extentSize) || peStart + peCount * extentSize > deviceSize) {
-      pv.fail('pe_count', peCount, `extents of ${extentSize} bytes from pe_start ${peStart} run past the end of the device (${deviceSize} bytes)`);
-    }
-    found = { name: pv.sec.name, peStart, peCount };
-  }
-  const me = found ?? f.fail('physical_volumes', pvUuid, "is not among the VG's physical volumes (the label's PV uuid)");
-
-  const lvSecs = f.section('logical_volumes', false)?.children() ?? [];
   const lvs = new Map<string, Lv>();
-  for (const lf of lvSecs) lvs.set(lf.sec.name, parseLv(lf, pvNames));
+  for (const lf of f.section('logical_volumes', false)?.children() ?? []) lvs.set(lf.sec.name, parseLv(lf, pvNames));
   const owned = ownership(lvs, f);
+  const top = [...lvs.values()].filter((lv) => !owned.has(lv.name) && !lv.snapshotOnly);
+  const { perLv, used } = tile(resolvePieces(lvs, top, me, f), top, me, f);
 
-  // Resolve each top-level LV to [pe, count, owner] pieces on this PV.
-  const pieces: Array<[number, number, number]> = [];
-  const top: Lv[] = [];
-  for (const lv of lvs.values()) {
-    if (owned.has(lv.name) || lv.snapshotOnly) continue;
-    const idx = top.length;
-    top.push(lv);
-    const seen = new Set<string>();
-    const push = (pe: number, count: number): void => {
-      if (pe + count > me.peCount) f.fail(`logical_volumes.${lv.name}`, raw(`${pe}+${count}`), `uses extents beyond pe_count ${me.peCount} of ${me.name}`);
-      pieces.push([pe, count, idx]);
-    };
-    const resolve = (cur: Lv, le: number, n: number, depth: number): void => {
-      if (depth > MAX_DEPTH) f.fail(`logical_volumes.${cur.name}`, depth, 'levels of LV-to-LV references (a cycle?)');
-      if (le + n > cur.extentCount) f.fail(`logical_volumes.${cur.name}`, raw(`${le}+${n}`), `is referenced beyond its ${cur.extentCount} extents`);
-      for (const seg of cur.segments) {
-        const a = Math.max(le, seg.start) - seg.start;
-        const b = Math.min(le + n, seg.start + seg.count) - seg.start;
-        if (b <= a) continue;
-        // A mirror leg holds every LE of the segment; a stripe area one LE in `stripes`.
-        const [from, to] = seg.type === 'mirror' || seg.stripes === 1 ? [a, b] : [Math.floor(a / seg.stripes), Math.ceil(b / seg.stripes)];
-        for (const area of seg.areas) {
-          if (area.pv === me.name) push(area.start + from, to - from);
-          else if (area.lv !== null) resolve(lvs.get(area.lv)!, area.start + from, to - from, depth + 1);
-        }
-        for (const name of seg.whole) {
-          if (seen.has(name)) continue;
-          seen.add(name);
-          const sub = lvs.get(name)!;
-          resolve(sub, 0, sub.extentCount, depth + 1);
-        }
-      }
-      for (const cow of cur.cows) {
-        if (seen.has(cow)) continue;
-        seen.add(cow);
-        const sub = lvs.get(cow)!;
-        resolve(sub, 0, sub.extentCount, depth + 1);
-      }
-    };
-    resolve(lv, 0, lv.extentCount, 0);
-  }
-
-  // LVM never gives one PE to two LVs (vg_validate); a text that does is damaged.
-  pieces.sort((x, y) => x[0] - y[0] || x[2] - y[2]);
-  const perLv: Array<Array<[number, number]>> = top.map(() => []);
-  const used: Array<[number, number]> = [];
-  for (const [pe, count, idx] of pieces) {
-    if (count === 0) continue;
-    const last = used[used.length - 1];
-    if (last && pe < last[0] + last[1]) {
-      const prevOwner = pieces.find((p) => p[0] <= pe && pe < p[0] + p[1] && p[2] !== idx);
-      if (prevOwner) f.fail(`logical_volumes.${top[idx].name}`, pe, `is a PE of ${me.name} that ${top[prevOwner[2]].name} uses too`);
-    }
-    if (last && pe <= last[0] + last[1]) last[1] = Math.max(last[1], pe + count - last[0]);
-    else used.push([pe, count]);
-    const mine = perLv[idx];
-    const l = mine[mine.length - 1];
-    if (l && pe <= l[0] + l[1]) l[1] = Math.max(l[1], pe + count - l[0]);
-    else mine.push([pe, count]);
-  }
   const bytes = ([pe, count]: [number, number]): Extent => [me.peStart + pe * extentSize, count * extentSize];
   const unallocated: Extent[] = [];
   let at = 0;

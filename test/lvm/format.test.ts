@@ -4,8 +4,9 @@
 import { strict as assert } from 'node:assert';
 
 import { lvmCrc } from '../../lib/lvm/crc';
-import { compareMetadata, commonVersion, readLvm, readLvmVersion } from '../../lib/lvm';
+import { compareMetadata, commonVersion, lvmSource, readLvm, readLvmVersion } from '../../lib/lvm';
 import { parseConfig } from '../../lib/lvm/text';
+import { aliasFromRecord } from '../../lib/lvm/ovirt';
 import { rejectsBadLvm } from '../helpers/lvm';
 import { type ImageLv, lvmId, mdaHeader, pvImage, vgText, type VgTextOptions } from '../../scripts/lvm-image';
 
@@ -123,6 +124,8 @@ describe('lvm: synthetic PVs', () => {
       assert.equal(h.checksum, crc, `seqno ${h.seqno} checksum`);
       assert.equal(h.description, `Write from test seqno ${h.seqno}.`);
     }
+    const limited = (await readLvm(img.read, img.size, { historyLimit: 2 }))!;
+    assert.deepEqual(limited.history, v.history.slice(0, 2));
     const old = v.history[v.history.length - 1];
     const vg = await readLvmVersion(img.read, img.size, old.seqno, old.checksum);
     assert.equal(vg.seqno, old.seqno);
@@ -205,7 +208,7 @@ describe('lvm: synthetic PVs', () => {
     const vb = (await readLvm(b.read, b.size))!;
     const common = commonVersion(va, vb)!;
     assert.equal(common.seqno, 1);
-    const anc = await readLvmVersion(a.read, a.size, common.seqno, common.checksum);
+    const anc = await lvmSource(a.read, a.size).lvmVersion(common.seqno, common.checksum);
     const cmp = compareMetadata(va, vb, anc);
     assert.equal(cmp.changedOn, 'both');
     assert.deepEqual(cmp.changes.local.map((c) => `${c.kind} ${c.lv}`), ['resized v2', 'created va']);
@@ -216,5 +219,32 @@ describe('lvm: synthetic PVs', () => {
     assert.equal(c2.changedOn, 'local');
     assert.deepEqual(c2.extentConflicts, []);
     assert.equal(compareMetadata(va, va, null).changedOn, 'none');
+  });
+});
+
+describe('lvm: oVirt volumes', () => {
+  it('reads a V4 domain alias from slot * 512 of the metadata LV and ignores a VG without the domain tag', async () => {
+    const vol = { name: '9f8e7d6c-0000-4000-8000-00000000b001', segments: [[3, 1]] as Array<[number, number]>, tags: ['IU_img-1', 'PU_00000000-0000-0000-0000-000000000000', 'MD_7'] };
+    const lvs: ImageLv[] = [{ name: 'metadata', segments: [[1, 2]] }, { name: 'ids', segments: [[0, 1]] }, vol];
+    const o = vgOpts({ tags: ['RHAT_storage_domain', 'MDT_VERSION=4'], lvs });
+    const img = pvImage({ deviceSize: o.deviceSize, texts: [vgText(o)], pvUuid: o.pvUuid });
+    // The metadata LV starts at PE 1; slot 7 of a V4 domain at 7 * 512 inside it.
+    img.write(MiB + 4 * MiB + 7 * 512, Buffer.from('DESCRIPTION={"DiskAlias":"db01_Disk2","DiskDescription":"x"}\nIMAGE=img-1\nEOF\n'));
+    const v = (await readLvm(img.read, img.size))!;
+    const byName = new Map(v.vg.lvs.map((l) => [l.name, l.ovirt]));
+    assert.deepEqual(byName.get(vol.name), { role: 'volume', image: 'img-1', parent: '00000000-0000-0000-0000-000000000000', mdSlot: 7, alias: 'db01_Disk2' });
+    assert.equal(byName.get('ids')!.role, 'ids');
+    const plain = vgOpts({ lvs });
+    const img2 = pvImage({ deviceSize: plain.deviceSize, texts: [vgText(plain)], pvUuid: plain.pvUuid });
+    const v2 = (await readLvm(img2.read, img2.size))!;
+    assert.equal(v2.vg.ovirt, false);
+    assert.ok(v2.vg.lvs.every((l) => l.ovirt === null));
+  });
+
+  it('leaves the alias null for records without EOF, another image, or a DESCRIPTION that is not JSON', () => {
+    assert.equal(aliasFromRecord(Buffer.from('DESCRIPTION={"DiskAlias":"a"}\nIMAGE=i\n'), 'i'), null);
+    assert.equal(aliasFromRecord(Buffer.from('DESCRIPTION={"DiskAlias":"a"}\nIMAGE=other\nEOF\n'), 'i'), null);
+    assert.equal(aliasFromRecord(Buffer.from('DESCRIPTION=plain words\nIMAGE=i\nEOF\n'), 'i'), null);
+    assert.equal(aliasFromRecord(Buffer.from('DESCRIPTION={"DiskAlias":"a b"}\nIMAGE=i\nEOF\n'), 'i'), 'a b');
   });
 });

@@ -9,6 +9,8 @@ import { BlockDevice } from '../../lib/device/block-device';
 import { compareMetadata, commonVersion, type LvmView, readLvm, readLvmFromDevice, readLvmVersion } from '../../lib/lvm';
 import { lvmCrc } from '../../lib/lvm/crc';
 import { lvmId, mdaHeader } from '../../scripts/lvm-image';
+// Writes and reads go through the loop device itself, so later buffered reads of it see the bytes.
+import { readAt, writeAt } from '../drbd/drbdmeta';
 import { LvmLab, lvmReport, type PvSegment, rejectsBadLvm, requiresLvm, runLvm } from '../helpers/lvm';
 
 const MiB = 1 << 20;
@@ -56,28 +58,6 @@ async function view(device: string): Promise<LvmView> {
   return v;
 }
 
-/** Writes through the loop device itself, so later buffered reads of it see the bytes. */
-function writeDevice(device: string, offset: number, data: Buffer): void {
-  const fd = fs.openSync(device, 'r+');
-  try {
-    fs.writeSync(fd, data, 0, data.length, offset);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function readDevice(device: string, offset: number, length: number): Buffer {
-  const fd = fs.openSync(device, 'r');
-  try {
-    const b = Buffer.alloc(length);
-    fs.readSync(fd, b, 0, length, offset);
-    return b;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 describe('lvm: reader against real lvm2 on loop devices', function () {
   let lab: LvmLab | null = null;
   beforeEach(function () {
@@ -123,7 +103,7 @@ describe('lvm: reader against real lvm2 on loop devices', function () {
       assert.match(h.description!, /^Write from /);
     }
     for (const h of v.history.slice(0, 4)) {
-      const old = await readLvmVersion(async (o, n) => readDevice(lab!.device, o, n), v.pv.deviceSize, h.seqno, h.checksum);
+      const old = await readLvmVersion(async (o, n) => readAt(lab!.device, o, n), v.pv.deviceSize, h.seqno, h.checksum);
       assert.deepEqual(old.lvs.map((l) => l.name).sort(), seen.get(h.seqno)!.lvs);
     }
   });
@@ -147,8 +127,8 @@ describe('lvm: reader against real lvm2 on loop devices', function () {
     // slot 3 belongs to another image (a stale slot), slot 2 was never written.
     const peStart = lab.peStart();
     const record = (image: string, alias: string): Buffer => Buffer.from(`CAP=1073741824\nDESCRIPTION={"DiskAlias":"${alias}","DiskDescription":""}\nDOMAIN=${sd}\nIMAGE=${image}\nVOLTYPE=LEAF\nEOF\n`);
-    writeDevice(lab.device, peStart + MiB + 1 * 8192, record(img, 'web01_Disk1'));
-    writeDevice(lab.device, peStart + MiB + 3 * 8192, record('cccc', 'other'));
+    writeAt(lab.device, peStart + MiB + 1 * 8192, record(img, 'web01_Disk1'));
+    writeAt(lab.device, peStart + MiB + 3 * 8192, record('cccc', 'other'));
 
     const v = await view(lab.device);
     assertMatchesLvm(lab, v);
@@ -229,7 +209,7 @@ describe('lvm: reader against real lvm2 on loop devices', function () {
     }
   });
 
-  it('LV-to-LV areas (raid1, mirror, snapshot COW, thin pool) are credited to the LV they serve, as lvs -a says', async function () {
+  it('LV-to-LV areas (raid1, mirror, snapshot COW, thin pool, pvmove) are credited to the LV they serve, as lvs -a says', async function () {
     lab = new LvmLab([128 * MiB, 128 * MiB]);
     for (const d of lab.devices) lab.pvcreate(d);
     lab.vgcreate(['-s', '4m']);
@@ -245,6 +225,8 @@ describe('lvm: reader against real lvm2 on loop devices', function () {
     const rows = lab.lvs('lv_name,lv_uuid,lv_parent,origin,pool_lv', '-a');
     const byName = new Map(rows.map((r) => [r.lv_name.replace(/^\[(.*)\]$/, '$1'), r]));
     const top = (name: string): string => {
+      // lvs names no parent for pvmove0: it serves the LVs whose segments move through it (here only mv).
+      if (name === 'pvmove0') return top('mv');
       const r = byName.get(name)!;
       if (r.lv_parent) return top(r.lv_parent);
       if (r.origin && !r.pool_lv) return top(r.origin);
@@ -261,7 +243,7 @@ describe('lvm: reader against real lvm2 on loop devices', function () {
         else runs.push([s.start, s.size]);
       }
       assert.deepEqual([...viewMap(v).lvs.entries()].sort(), [...want.entries()].sort(), `owners on ${d}`);
-      assert.deepEqual(v.vg.lvs.map((l) => l.name).sort(), ['lvol0_pmspare', 'm', 'orig', 'r1', 'th', 'tp']);
+      assert.deepEqual(v.vg.lvs.map((l) => l.name).sort(), ['lvol0_pmspare', 'm', 'mv', 'orig', 'r1', 'th', 'tp']);
       assert.deepEqual(v.vg.lvs.find((l) => l.name === 'th')!.extents, []);
       assert.deepEqual(v.vg.lvs.find((l) => l.name === 'r1')!.segmentTypes, ['raid']);
     }
@@ -276,9 +258,9 @@ describe('lvm: reader against real lvm2 on loop devices', function () {
     const mdaStart = v.pv.mdas[0].start;
     const textAt = mdaStart + v.committed.offset;
     const flip = (at: number): void => {
-      const b = readDevice(lab!.device, at, 1);
+      const b = readAt(lab!.device, at, 1);
       b[0] ^= 0x20;
-      writeDevice(lab!.device, at, b);
+      writeAt(lab!.device, at, b);
     };
     flip(textAt + 5);
     await rejectsBadLvm(readLvmFromDevice(lab.device), new RegExp(`raw_locns\\[0\\].checksum at byte ${mdaStart + 56}: 0x${v.committed.checksum.toString(16)} does not match`));
@@ -290,14 +272,14 @@ describe('lvm: reader against real lvm2 on loop devices', function () {
     // LVM itself agrees the restored PV is fine.
     runLvm(lab.devices, 'vgck', [lab.vg]);
     // Truncated text whose checksum was made to match: the text itself is refused.
-    const header = readDevice(lab.device, mdaStart, 512);
-    const text = readDevice(lab.device, textAt, v.committed.size);
+    const header = readAt(lab.device, mdaStart, 512);
+    const text = readAt(lab.device, textAt, v.committed.size);
     const cut = Buffer.concat([text.subarray(0, text.indexOf('logical_volumes')), Buffer.alloc(1)]);
-    writeDevice(lab.device, textAt, cut);
-    writeDevice(lab.device, mdaStart, mdaHeader(mdaStart, v.pv.mdas[0].size, { offset: v.committed.offset, size: cut.length, checksum: lvmCrc(cut) }));
+    writeAt(lab.device, textAt, cut);
+    writeAt(lab.device, mdaStart, mdaHeader(mdaStart, v.pv.mdas[0].size, { offset: v.committed.offset, size: cut.length, checksum: lvmCrc(cut) }));
     await rejectsBadLvm(readLvmFromDevice(lab.device), new RegExp(`mda0 committed text at text offset 0: "${lab.vg}" opens a section that is never closed`));
-    writeDevice(lab.device, mdaStart, header);
-    writeDevice(lab.device, textAt, text);
+    writeAt(lab.device, mdaStart, header);
+    writeAt(lab.device, textAt, text);
     assert.ok(await readLvmFromDevice(lab.device), 'restored');
     flip(mdaStart + 200);
     await rejectsBadLvm(readLvmFromDevice(lab.device), new RegExp(`mda0_header.checksum_xl at byte ${mdaStart}`));
@@ -330,7 +312,7 @@ describe('lvm: reader against real lvm2 on loop devices', function () {
       assert.notEqual(va.committed.checksum, vb.committed.checksum);
       const common = commonVersion(va, vb)!;
       assert.equal(common.seqno, base);
-      const anc = await readLvmVersion(async (o, n) => readDevice(b, o, n), vb.pv.deviceSize, common.seqno, common.checksum);
+      const anc = await readLvmVersion(async (o, n) => readAt(b, o, n), vb.pv.deviceSize, common.seqno, common.checksum);
       const cmp = compareMetadata(va, vb, anc);
       assert.equal(cmp.changedOn, 'both');
       assert.deepEqual(cmp.changes.local.map((c) => `${c.kind} ${c.lv}`), ['resized v2', 'created va']);
@@ -350,7 +332,7 @@ describe('lvm: reader against real lvm2 on loop devices', function () {
       assert.ok(expected.length > 0);
       assert.deepEqual(cmp.extentConflicts, expected);
       // Only node A moved past the common version: a one-sided change.
-      const stale = await readLvmVersion(async (o, n) => readDevice(a, o, n), va.pv.deviceSize, common.seqno, common.checksum);
+      const stale = await readLvmVersion(async (o, n) => readAt(a, o, n), va.pv.deviceSize, common.seqno, common.checksum);
       assert.equal(stale.seqno, base);
     } finally {
       execFileSync('losetup', ['-d', b]);
@@ -396,5 +378,9 @@ function stackedLvs(): string {
     linear('m_mimage_0', hidden, 'pv0', 15, 2),
     linear('m_mimage_1', hidden, 'pv1', 7, 2),
     linear('m_mlog', hidden, 'pv1', 9, 1),
+    // An interrupted pvmove: mv's second segment moves through pvmove0, a mirror of source and destination.
+    [...head('mv', '["READ", "WRITE", "VISIBLE", "LOCKED"]', 2), 'segment1 {', 'start_extent = 0', 'extent_count = 1', 'type = "striped"', 'stripe_count = 1', 'stripes = [', '"pv0", 17', ']', '}',
+      'segment2 {', 'start_extent = 1', 'extent_count = 2', 'type = "striped"', 'stripe_count = 1', 'stripes = [', '"pvmove0", 0', ']', '}', '}'].join('\n'),
+    [...head('pvmove0', '["READ", "WRITE", "PVMOVE", "LOCKED"]', 1), ...seg(2, 'type = "mirror"', 'mirror_count = 2', 'region_size = 1024', 'mirrors = [', '"pv0", 18,', '"pv1", 10', ']')].join('\n'),
   ].join('\n') + '\n';
 }
