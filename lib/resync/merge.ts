@@ -185,7 +185,7 @@ export class Merge extends EventEmitter {
       return this.emptyReport(p, 'conflicts', `refused, nothing changed: ${p.blockers.join('; ')}`);
     }
     const forced = p.forcedToPeerBytes + p.forcedToLocalBytes;
-    if (forced && !this.opts.archive) {
+    if (forced && !this.opts.archive && !this.opts.dryRun) {
       return this.emptyReport(p, 'refused',
         `refused, nothing changed: the LVM resolutions overwrite ${forced} bytes that the other node also wrote; give --archive DIR so they are saved first`);
     }

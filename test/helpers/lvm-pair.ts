@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { Extent } from '../../lib/device/extent';
 import { readLvmFromDevice } from '../../lib/lvm';
-import { createMetadata, restoreMetadata, splitBrainStates } from '../../scripts/split-brain';
+import { createMetadata, restoreMetadata, splitBrainStates, writeCommon } from '../../scripts/split-brain';
+import { writeAt } from '../drbd/drbdmeta';
 import { LvmLab, runLvm } from './lvm';
 import { readRange } from './pair';
 
@@ -114,25 +115,11 @@ export class LvmPair {
   }
 }
 
-function writeAt(device: string, offset: number, data: Buffer): void {
-  const fd = fs.openSync(device, 'r+');
-  try {
-    fs.writeSync(fd, data, 0, data.length, offset);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** Pseudo-random bytes seeded by offset: the data both nodes shared before the split. */
+/** The data both nodes shared before the split, as split-brain pairs have it. */
 function fillCommon(device: string, size: number): void {
-  const chunk = Buffer.alloc(1 << 20);
   const fd = fs.openSync(device, 'r+');
   try {
-    for (let off = 0; off < size; off += chunk.length) {
-      for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE(((off + i) * 2654435761) >>> 0, i);
-      fs.writeSync(fd, chunk, 0, Math.min(chunk.length, size - off), off);
-    }
+    writeCommon(fd, size);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);

@@ -10,7 +10,7 @@ import type { LvmDoc } from '../../lib/plan/lvm';
 import { LocalEndpoint } from '../../lib/resync/local-endpoint';
 import { Merge, MergeOptions } from '../../lib/resync/merge';
 import { restoreArchive } from '../../lib/resync/restore';
-import { cliJson } from '../helpers/cli';
+import { cli, cliJson } from '../helpers/cli';
 import { requires, tmpDir } from '../helpers/env';
 import { LvmPair, Side } from '../helpers/lvm-pair';
 import { drbdmetaView } from '../helpers/pair';
@@ -121,11 +121,17 @@ describe('merge with LVM (real lvm2 on loop devices, DRBD meta-data by drbdmeta)
     assert.deepEqual(refused.doc.lvm.lvConflicts, ['vmA'], '--on-conflict never resolves an LV conflict');
     assert.ok(p.data('local').equals(before.local) && p.data('peer').equals(before.peer), 'nothing written');
 
+    // Killed after archiving what it overwrites: the journal holds the winner, a resume cannot switch it.
     const archive = path.join(dir, 'archive');
+    const args = ['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--journal', path.join(dir, 'journal.json'), '--archive', archive];
+    assert.equal(cli([...args, '--lv', 'vmA=peer'], { env: { DRBD_BISYNC_FAILPOINT: 'after-archive' } }).signal, 'SIGKILL');
+    const switched = cli([...args, '--lv', 'vmA=local']);
+    assert.equal(switched.status, 1);
+    assert.match(switched.stderr, /was started with --lv vmA=peer; resume it with the same LVM resolutions/);
     const r = await merge(p, dir, { lvWinners: { vmA: 'peer' }, archive });
     assert.equal(r.outcome, 'merged', r.message);
+    assert.equal(r.resumed, true);
     assert.equal(r.lvm?.lvs.find((l) => l.name === 'vmA')?.resolution, 'peer');
-    assert.equal(r.lvmResolution.archivedBytes, 4096, 'the one block this node wrote in vmA was archived');
     for (const side of ['local', 'peer'] as const) assert.ok((await p.readLv(side, 'vmA')).equals(peerA), `vmA on ${side} is byte for byte the peer's`);
     assertFinalized(p);
 
