@@ -32,6 +32,8 @@ export { classify } from './plan/classify';
 export type { Classification, GenerationUuids, Verdict } from './plan/classify';
 export { plan, planDocument, compareOverlap } from './plan/plan';
 export type { Plan, PlanOptions, SideSummary } from './plan/plan';
+export { planLvm, selectLvs } from './plan/lvm';
+export type { LvDoc, LvmDoc, LvmPlan, LvmResolutions, LvVerdict, LvResolution } from './plan/lvm';
 export { LocalEndpoint, openExclusive } from './resync/local-endpoint';
 export type { LocalEndpointOptions } from './resync/local-endpoint';
 export { Merge, merge } from './resync/merge';
