@@ -296,9 +296,11 @@ export async function planLvm(input: LvmPlanInput, ctx: LvmPlanContext, res: Lvm
   const governing: Side | null = chosen ?? (cmp.changedOn === 'peer' ? 'peer' : cmp.changedOn === 'both' ? null : 'local');
   const regions = { local: regionsOf(local, dataSize), peer: regionsOf(peer, dataSize) };
   const gov = governing ? regions[governing] : null;
+  // Equal committed texts map every byte alike: each node's own map is the governing one.
+  const sameMaps = cmp.changedOn === 'none' && !chosen;
   const att = {
-    local: attributeSide(input.localChanges, regions.local, governing === 'local' ? null : gov),
-    peer: attributeSide(input.peerChanges, regions.peer, governing === 'peer' ? null : gov),
+    local: attributeSide(input.localChanges, regions.local, governing === 'local' || sameMaps ? null : gov),
+    peer: attributeSide(input.peerChanges, regions.peer, governing === 'peer' || sameMaps ? null : gov),
   };
   const localLvs = lvIndex([local]);
   const peerLvs = lvIndex([peer]);
