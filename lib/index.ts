@@ -32,6 +32,8 @@ export { classify } from './plan/classify';
 export type { Classification, GenerationUuids, Verdict } from './plan/classify';
 export { plan, planDocument, compareOverlap } from './plan/plan';
 export type { Plan, PlanOptions, SideSummary } from './plan/plan';
+export { planLvm, selectLvs } from './plan/lvm';
+export type { LvDoc, LvmDoc, LvmPlan, LvmResolutions, LvVerdict, LvResolution } from './plan/lvm';
 export { LocalEndpoint, openExclusive } from './resync/local-endpoint';
 export type { LocalEndpointOptions } from './resync/local-endpoint';
 export { Merge, merge } from './resync/merge';
@@ -41,6 +43,35 @@ export { archiveMerges, restoreArchive } from './resync/restore';
 export type { ArchivedMerge, RestoreOptions, RestoreReport } from './resync/restore';
 export { readArchiveIndex } from './resync/archive';
 export type { ArchiveEntry, MergeIdentity } from './resync/archive';
+
+// LVM2 physical volumes on the device: VGs, LVs, oVirt roles.
+export {
+  readLvm,
+  readLvmVersion,
+  readLvmFromDevice,
+  lvmSource,
+  compareMetadata,
+  commonVersion,
+  parseDeltaLease,
+} from './lvm';
+export type {
+  LvmView,
+  VolumeGroup,
+  LogicalVolume,
+  OvirtVolume,
+  OvirtRole,
+  MetadataCopy,
+  MetadataArea,
+  MetadataComparison,
+  PhysicalVolumeLabel,
+  SegmentType,
+  VgChange,
+  LvmSource,
+  ReadFn,
+  ReadLvmOptions,
+  VersionId,
+  DeltaLease,
+} from './lvm';
 
 // Moving blocks between nodes.
 export * from './transport';

@@ -17,9 +17,15 @@ export interface Target {
   placement: Placement;
 }
 
+/**
+ * The minor drbdmeta is told: it only names the lock file (/var/lock/drbd-147-MINOR),
+ * so one per process keeps test runs side by side from failing on each other's lock.
+ */
+export const LOCK_MINOR = String(1000 + (process.pid % 100_000));
+
 export function drbdmeta(t: Target, args: string[], opts: { force?: boolean } = {}): string {
   fs.mkdirSync('/run/lock', { recursive: true });
-  const argv = [...(opts.force === false ? [] : ['--force']), '0', t.fmt, t.mdDev, String(t.placement), ...args];
+  const argv = [...(opts.force === false ? [] : ['--force']), LOCK_MINOR, t.fmt, t.mdDev, String(t.placement), ...args];
   const r = spawnSync('drbdmeta', argv, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`drbdmeta ${argv.join(' ')} exited ${r.status}: ${r.stderr}`);
   return r.stdout;

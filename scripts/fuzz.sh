@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds the libFuzzer target over the meta-data parsers (clang with
 # -fsanitize=fuzzer,address,undefined) and runs it for FUZZ_SECONDS (default
-# 30). Usage: scripts/fuzz.sh [seconds]. Crashes are left in build/fuzz/.
+# 30), after the fast-check properties of the TypeScript LVM reader for as
+# long. Usage: scripts/fuzz.sh [seconds]. Crashes are left in build/fuzz/.
 set -eu
 cd "$(dirname "$0")/.."
 SECONDS_TO_RUN=${1:-${FUZZ_SECONDS:-30}}
@@ -23,5 +24,8 @@ if [ ! -e "$OUT/corpus/seed-al" ]; then
     fs.writeFileSync(process.argv[1] + "/seed-bm", bm);
   ' "$OUT/corpus"
 fi
+# The LVM reader is TypeScript: its properties run under node, not libFuzzer.
+node scripts/ensure-built.js >/dev/null
+node dist/scripts/fuzz-lvm.js "$SECONDS_TO_RUN"
 cd "$OUT"
 exec ./md_parse_fuzz -max_total_time="$SECONDS_TO_RUN" -max_len=40000 -print_final_stats=1 corpus

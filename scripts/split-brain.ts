@@ -137,7 +137,7 @@ function writeData(device: string, node: NodeState, identical: Extent[], shared:
 }
 
 /** Same pseudo-random bytes on both devices (seeded by offset), so the base data is shared history. */
-function writeCommon(fd: number, size: number): void {
+export function writeCommon(fd: number, size: number): void {
   const chunk = Buffer.alloc(1 << 20);
   for (let off = 0; off < size; off += chunk.length) {
     for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE(((off + i) * 2654435761) >>> 0, i);

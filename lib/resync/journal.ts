@@ -6,7 +6,11 @@ import * as path from 'node:path';
 import { BisyncError, ErrorCode } from '../device/errors';
 import { syncDir } from './archive';
 
-export type TransferLane = 'toPeer' | 'toLocal' | 'conflicts';
+/** forced*: blocks the destination also wrote, overwritten by an LVM resolution (archived first). */
+export type TransferLane = 'toPeer' | 'toLocal' | 'conflicts' | 'forcedToPeer' | 'forcedToLocal';
+
+/** Every lane from the start (a journal of an older version lacks the forced lanes: they count as not started). */
+export const NO_PROGRESS: Record<TransferLane, number> = { toPeer: 0, toLocal: 0, conflicts: 0, forcedToPeer: 0, forcedToLocal: 0 };
 
 export interface JournalState {
   version: 1;
@@ -24,8 +28,21 @@ export interface JournalState {
   doneBelow: Record<TransferLane, number>;
   /** Digests of both sides' change sets when planned: new writes since then void the lanes' progress. */
   changes?: { local: string; peer: string };
+  /**
+   * The LVM resolutions the merge started with (LV winners by uuid, VG metadata
+   * winner, dropped LVs, or plain block mode): a resume must not switch winners,
+   * because blocks already overwritten would then look identical to a re-plan.
+   */
+  lvm?: JournalLvm;
   /** Set on entering the finalize phase. */
   final?: { current: string; localHistory: string[]; peerHistory: string[] };
+}
+
+export interface JournalLvm {
+  lvWinners: Record<string, 'local' | 'peer'>;
+  vgMetadataWinner: 'local' | 'peer' | null;
+  dropLvs: string[];
+  lvm: boolean;
 }
 
 export class Journal {
@@ -91,6 +108,8 @@ export function defaultJournalPath(device: string, dir = '/var/lib/drbd-bisync')
 
 const UUID = /^[0-9A-F]{16}$/;
 const LANES: readonly TransferLane[] = ['toPeer', 'toLocal', 'conflicts'];
+/** Lanes a journal of an older version lacks: absent means not started. */
+const LVM_LANES: readonly TransferLane[] = ['forcedToPeer', 'forcedToLocal'];
 
 /**
  * Every field of a journal read back from disk, checked: a journal steers
@@ -126,10 +145,13 @@ function checkState(file: string, raw: unknown): JournalState {
   if (s.archive !== null && (typeof s.archive !== 'string' || !s.archive)) fail('archive', s.archive, 'null or a folder path');
   if (s.phase !== 'transfer' && s.phase !== 'finalize') fail('phase', s.phase, "'transfer' or 'finalize'");
   if (!isObject(s.doneBelow)) fail('doneBelow', s.doneBelow, 'an object with toPeer, toLocal and conflicts');
-  for (const lane of LANES) {
-    const v = (s.doneBelow as Record<string, unknown>)[lane];
+  const done = s.doneBelow as Record<string, unknown>;
+  for (const lane of [...LANES, ...LVM_LANES]) {
+    if (done[lane] === undefined && LVM_LANES.includes(lane)) done[lane] = 0;
+    const v = done[lane];
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) fail(`doneBelow.${lane}`, v, 'an integer offset from 0 to 2^53-1');
   }
+  if (s.lvm !== undefined) checkLvm(s.lvm, fail, isObject);
   if (s.changes !== undefined) {
     if (!isObject(s.changes)) fail('changes', s.changes, 'an object with local and peer digests');
     for (const side of ['local', 'peer'] as const) {
@@ -146,4 +168,17 @@ function checkState(file: string, raw: unknown): JournalState {
   }
   if (s.phase === 'finalize' && s.final === undefined) fail('final', undefined, "the finalize phase's chosen UUIDs");
   return s as unknown as JournalState;
+}
+
+/** The recorded LVM resolutions: they decide which node's LV wins on a resume. */
+function checkLvm(v: unknown, fail: (field: string, value: unknown, expected: string) => never, isObject: (v: unknown) => v is Record<string, unknown>): void {
+  if (!isObject(v)) fail('lvm', v, 'an object with lvWinners, vgMetadataWinner, dropLvs and lvm');
+  const l = v as Record<string, unknown>;
+  if (!isObject(l.lvWinners)) fail('lvm.lvWinners', l.lvWinners, 'an object of LV uuid to "local" or "peer"');
+  for (const [k, w] of Object.entries(l.lvWinners as Record<string, unknown>)) {
+    if (w !== 'local' && w !== 'peer') fail(`lvm.lvWinners.${k}`, w, '"local" or "peer"');
+  }
+  if (l.vgMetadataWinner !== null && l.vgMetadataWinner !== 'local' && l.vgMetadataWinner !== 'peer') fail('lvm.vgMetadataWinner', l.vgMetadataWinner, 'null, "local" or "peer"');
+  if (!Array.isArray(l.dropLvs) || l.dropLvs.some((d) => typeof d !== 'string' || !d)) fail('lvm.dropLvs', l.dropLvs, 'an array of LV uuids');
+  if (typeof l.lvm !== 'boolean') fail('lvm.lvm', l.lvm, 'true or false');
 }

@@ -9,6 +9,8 @@ import type { Extent } from '../device/extent';
 import { DrbdMetadata } from '../drbd';
 import { native } from '../native/binding';
 import type { MetadataReport, MetadataUpdate } from '../drbd/types';
+import { ReadFn, readLvm, readLvmVersion } from '../lvm';
+import type { LvmView, VolumeGroup } from '../lvm/types';
 import type { BlockHashes, Endpoint, EndpointInfo } from '../transport/endpoint';
 
 export interface LocalEndpointOptions {
@@ -23,6 +25,9 @@ export interface LocalEndpointOptions {
 }
 
 export class LocalEndpoint implements Endpoint {
+  /** Read once each way: the PV cannot change while the device is held exclusively. */
+  private lvmViews: { full?: Promise<LvmView | null>; committed?: Promise<LvmView | null> } = {};
+
   private constructor(
     readonly device: BlockDevice,
     private readonly metaDevice: BlockDevice | undefined,
@@ -110,6 +115,24 @@ export class LocalEndpoint implements Endpoint {
   async writeMetadata(update: MetadataUpdate): Promise<MetadataReport> {
     await this.metadata.update(update);
     return this.metadata.report();
+  }
+
+  lvm(opts: { history?: boolean } = {}): Promise<LvmView | null> {
+    if (opts.history === false) return this.lvmViews.full ?? (this.lvmViews.committed ??= readLvm(this.lvmReader(), this.dataSize, { history: false }));
+    return (this.lvmViews.full ??= readLvm(this.lvmReader(), this.dataSize));
+  }
+
+  lvmVersion(seqno: number, checksum: number): Promise<VolumeGroup> {
+    return readLvmVersion(this.lvmReader(), this.dataSize, seqno, checksum);
+  }
+
+  private get dataSize(): number {
+    return this.md ? this.md.dataSize : this.device.size;
+  }
+
+  /** The PV is the DRBD data area: DRBD's own meta-data after it is no part of it. */
+  private lvmReader(): ReadFn {
+    return (offset, length) => this.device.read(offset, Math.max(0, Math.min(length, this.dataSize - offset)));
   }
 
   async close(): Promise<void> {

@@ -350,6 +350,11 @@ class Session {
         await op;
         return {};
       }
+      case 'lvm':
+        return { json: await ep.lvm(r.history === false ? { history: false } : {}) };
+      case 'lvmVersion':
+        if (!Number.isSafeInteger(r.seqno) || !Number.isSafeInteger(r.checksum)) throw protocolError(`lvmVersion needs integer seqno and checksum, got ${JSON.stringify([r.seqno, r.checksum])}`);
+        return { json: await ep.lvmVersion(r.seqno as number, r.checksum as number) };
     }
   }
 

@@ -9,9 +9,10 @@ import { BisyncError, ErrorCode } from '../device/errors';
 import type { Extent } from '../device/extent';
 import type { MetadataReport, MetadataUpdate } from '../drbd/types';
 import { BULK_ALPN, BulkStream, checkStreams, defaultStreams, quiesce, withStreams } from './bulk';
+import type { LvmView, VolumeGroup } from '../lvm/types';
 import { FramedConnection, TransferStats, connectionError } from './connection';
 import type { BlockHashes, Endpoint, EndpointInfo } from './endpoint';
-import { AgentHello, ClientHello, Compression, FEATURES, Method, RequestJson, errorFromJson } from './protocol';
+import { AgentHello, ClientHello, Compression, FEATURES, Method, RequestJson, errorFromJson, versionMismatch } from './protocol';
 import { DEFAULT_IDENTITY, PSK_CIPHERS, checkPsk, isAuthFailure } from './psk';
 import { TokenBucket, checkRate } from './rate-limit';
 import { Frame, FrameHeader, FrameType, PROTOCOL_VERSION, extentsFromBuffer, extentsToBuffer, protocolError } from './wire';
@@ -173,6 +174,14 @@ export class RemoteEndpoint implements Endpoint {
     return (await this.call('writeMetadata', { update })).json as MetadataReport;
   }
 
+  async lvm(opts: { history?: boolean } = {}): Promise<LvmView | null> {
+    return (await this.call('lvm', opts.history === false ? { history: false } : {})).json as LvmView | null;
+  }
+
+  async lvmVersion(seqno: number, checksum: number): Promise<VolumeGroup> {
+    return (await this.call('lvmVersion', { seqno, checksum })).json as VolumeGroup;
+  }
+
   /** Ends the session once calls in flight are answered. The agent's device stays open for the next session. */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -308,7 +317,10 @@ async function handshake(o: ConnectPeerOptions, label: string, signal: AbortSign
     const helloReply = remote.waitHello();
     const hello: ClientHello = { protocol: PROTOCOL_VERSION, features: [...FEATURES], compression: o.compression ?? 'none', rateLimit: o.rateLimit ?? null, idleTimeoutMs: idle };
     await conn.send(FrameType.HELLO, 0, hello);
-    const reply = (await helloReply).json as AgentHello;
+    const reply = (await helloReply.catch((e: unknown) => {
+      throw olderAgent(e, label) ?? e;
+    })).json as AgentHello;
+    if (reply.protocol !== PROTOCOL_VERSION) throw versionMismatch('agent', reply.protocol, 'this client', label);
     remote.hostname = String(reply.hostname ?? '');
     remote.compression = reply.compression === 'zstd' ? 'zstd' : 'none';
     remote.offerBulk(reply.bulkToken, o);
@@ -322,6 +334,15 @@ async function handshake(o: ConnectPeerOptions, label: string, signal: AbortSign
   } finally {
     signal.removeEventListener('abort', abort);
   }
+}
+
+/**
+ * An agent older than the lvm calls refuses our hello with its own wording
+ * ("this agent speaks 1"); say which side to upgrade instead.
+ */
+function olderAgent(e: unknown, label: string): Error | null {
+  const m = /this agent speaks (\d+)/.exec((e as Error)?.message ?? '');
+  return m && Number(m[1]) !== PROTOCOL_VERSION ? versionMismatch('agent', Number(m[1]), 'this client', label) : null;
 }
 
 function abortReason(signal: AbortSignal): Error {

@@ -21,7 +21,7 @@ const GiB = 2 ** 30;
 const mbps = (bytes: number, s: number): string => `${(bytes / s / 1e6).toFixed(0)} MB/s`;
 
 /** Runs the CLI to completion; wall time in seconds and peak RSS from /usr/bin/time when present. */
-function timed(args: string[], pre: string[] = []): { seconds: number; stdout: string; rssMiB: number | null } {
+export function timed(args: string[], pre: string[] = []): { seconds: number; stdout: string; rssMiB: number | null } {
   const time = fs.existsSync('/usr/bin/time') ? ['/usr/bin/time', '-f', '%M'] : [];
   const cmd = [...pre, ...time, process.execPath, CLI, ...args];
   const t = process.hrtime.bigint();

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Extent } from '../../lib/device/extent';
+import { LOCK_MINOR } from '../../scripts/drbdmeta';
 import { NodeState, PairSpec, makePair } from '../../scripts/split-brain';
 import { Loop, makeLoop, tmpDir } from './env';
 
@@ -74,7 +75,7 @@ export function overlay(base: Buffer, from: Buffer, ranges: Extent[]): Buffer {
 /** drbdmeta's own view: get-gi fields and bits set. */
 export function drbdmetaView(device: string): { current: string; bitmap: string; history: string[]; consistent: boolean; wasUpToDate: boolean; bitsSet: number; unclean: boolean } {
   const run = (cmd: string): string =>
-    execFileSync('drbdmeta', ['--force', '0', 'v08', device, 'internal', cmd], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    execFileSync('drbdmeta', ['--force', LOCK_MINOR, 'v08', device, 'internal', cmd], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   const gi = run('get-gi').trim().split(':');
   const dump = run('dump-md');
   return {

@@ -18,7 +18,8 @@ const VALID: JournalState = {
   policy: 'none',
   archive: null,
   phase: 'finalize',
-  doneBelow: { toPeer: 4096, toLocal: 0, conflicts: 0 },
+  doneBelow: { toPeer: 4096, toLocal: 0, conflicts: 0, forcedToPeer: 0, forcedToLocal: 8192 },
+  lvm: { lvWinners: { 'aBcDeF-0000-0000-0000-0000-0000-000000': 'peer' }, vgMetadataWinner: null, dropLvs: [], lvm: true },
   final: { current: 'ABCDEF0123456788', localHistory: ['C0FFEE0000000000', '1111111111111110'], peerHistory: ['C0FFEE0000000000', '2222222222222220'] },
 };
 
@@ -51,6 +52,15 @@ describe('Journal.load', () => {
     assert.deepEqual(load(older)!.state, older, 'changes and final are optional in the transfer phase');
   });
 
+  it('reads a journal of the version before LVM resolutions: its forced lanes count as not started', () => {
+    const older = JSON.parse(JSON.stringify(VALID));
+    delete older.doneBelow.forcedToPeer;
+    delete older.doneBelow.forcedToLocal;
+    delete older.lvm;
+    const j = load(older)!;
+    assert.deepEqual(j.state.doneBelow, { toPeer: 4096, toLocal: 0, conflicts: 0, forcedToPeer: 0, forcedToLocal: 0 });
+  });
+
   it('is undefined when there is no journal', () => {
     assert.equal(Journal.load(path.join(dir, 'none.json')), undefined);
   });
@@ -71,6 +81,12 @@ describe('Journal.load', () => {
     ['doneBelow.toLocal', 1.5, /doneBelow.toLocal is 1.5, expected an integer offset/],
     ['doneBelow.conflicts', '0', /doneBelow.conflicts is "0", expected an integer offset/],
     ['doneBelow.toPeer', 2 ** 53, /doneBelow.toPeer is 9007199254740992, expected an integer offset/],
+    ['doneBelow.forcedToLocal', -4096, /doneBelow.forcedToLocal is -4096, expected an integer offset/],
+    ['lvm', 'yes', /lvm is "yes", expected an object/],
+    ['lvm.lvWinners', [], /lvm.lvWinners is \[\], expected an object/],
+    ['lvm.vgMetadataWinner', 'both', /lvm.vgMetadataWinner is "both", expected null, "local" or "peer"/],
+    ['lvm.dropLvs', [''], /lvm.dropLvs is \[""\], expected an array of LV uuids/],
+    ['lvm.lvm', 1, /lvm.lvm is 1, expected true or false/],
     ['changes.local', 'xyz', /changes.local is "xyz", expected a digest/],
     ['final.current', 'not-a-uuid', /final.current is "not-a-uuid", expected a UUID/],
     ['final.localHistory', [], /final.localHistory is \[\], expected a non-empty array of UUIDs/],
