@@ -10,7 +10,7 @@ import type { Extent } from '../device/extent';
 import type { MetadataUpdate } from '../drbd/types';
 import { FramedConnection, TransferStats } from './connection';
 import type { Endpoint } from './endpoint';
-import { AgentHello, FEATURES, RequestJson, checkClientHello, checkRequest, errorToJson } from './protocol';
+import { AgentHello, FEATURES, HandbackAccepted, HandbackRequest, RequestJson, checkClientHello, checkRequest, errorToJson } from './protocol';
 import { DEFAULT_IDENTITY, PSK_CIPHERS, checkPsk, isAuthFailure } from './psk';
 import { TokenBucket } from './rate-limit';
 import { Frame, FrameHeader, FrameType, extentsFromBuffer, extentsToBuffer, protocolError } from './wire';
@@ -27,6 +27,8 @@ export interface ResyncAgentOptions {
   compressionLevel?: number;
   /** Time allowed for the TLS handshake and hello (default 10 s). */
   handshakeTimeoutMs?: number;
+  /** Accepts a hand-back request (online merge); without it such requests are refused. */
+  onHandback?: (req: HandbackRequest) => HandbackAccepted;
 }
 
 export interface SessionInfo {
@@ -92,6 +94,14 @@ export class ResyncAgent extends EventEmitter {
       this.emit('close');
     })();
     return this.closing;
+  }
+
+  /** @internal a session's hand-back request, for the owner's onHandback. */
+  acceptHandback(req: HandbackRequest): HandbackAccepted {
+    if (!this.opts.onHandback) {
+      throw new BisyncError(ErrorCode.REFUSED, 'this agent cannot hand its resource back to DRBD: start `drbd-bisync serve` with --resource for an online merge');
+    }
+    return this.opts.onHandback(req);
   }
 
   /** 'error' is for the operator's log; without a listener the agent stays quiet rather than crash. */
@@ -250,6 +260,14 @@ class Session {
     await this.ended;
   }
 
+  private handback(req: unknown): HandbackAccepted {
+    const h = req as Partial<HandbackRequest> | undefined;
+    if (!h || typeof h !== 'object' || (h.csumsAlg !== null && (typeof h.csumsAlg !== 'string' || !/^[a-z0-9-]{1,32}$/.test(h.csumsAlg)))) {
+      throw protocolError(`bad hand-back request ${JSON.stringify(req)}`);
+    }
+    return this.agent.acceptHandback(h as HandbackRequest);
+  }
+
   private async serve(f: Frame): Promise<Reply> {
     const r: RequestJson = checkRequest(f.json);
     const ep = this.endpoint;
@@ -280,6 +298,8 @@ class Session {
         return {};
       case 'writeMetadata':
         return { json: await ep.writeMetadata(r.update as MetadataUpdate) };
+      case 'handback':
+        return { json: this.handback(r.handback) };
     }
   }
 }

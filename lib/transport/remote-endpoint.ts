@@ -8,7 +8,7 @@ import type { Extent } from '../device/extent';
 import type { MetadataReport, MetadataUpdate } from '../drbd/types';
 import { FramedConnection, TransferStats, connectionError } from './connection';
 import type { BlockHashes, Endpoint, EndpointInfo } from './endpoint';
-import { AgentHello, ClientHello, Compression, FEATURES, Method, RequestJson, errorFromJson } from './protocol';
+import { AgentHello, ClientHello, Compression, FEATURES, HandbackAccepted, HandbackRequest, Method, RequestJson, errorFromJson } from './protocol';
 import { DEFAULT_IDENTITY, PSK_CIPHERS, checkPsk, isAuthFailure } from './psk';
 import { TokenBucket, checkRate } from './rate-limit';
 import { Frame, FrameHeader, FrameType, PROTOCOL_VERSION, extentsFromBuffer, extentsToBuffer, protocolError } from './wire';
@@ -99,6 +99,11 @@ export class RemoteEndpoint implements Endpoint {
 
   async writeMetadata(update: MetadataUpdate): Promise<MetadataReport> {
     return (await this.call('writeMetadata', { update })).json as MetadataReport;
+  }
+
+  /** Online merge: asks the agent to give its resource back to DRBD once this session ends. */
+  async handback(req: HandbackRequest): Promise<HandbackAccepted> {
+    return (await this.call('handback', { handback: req })).json as HandbackAccepted;
   }
 
   /** Ends the session once calls in flight are answered. The agent's device stays open for the next session. */
