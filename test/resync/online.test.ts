@@ -15,6 +15,7 @@ import { Merge, MergeOptions } from '../../lib/resync/merge';
 import { checkOnlineWrites, lvmLabelSector } from '../../lib/resync/online-gate';
 import { RoleWatch, checkSurvivor } from '../../lib/resync/online';
 import { dump } from '../../scripts/drbdmeta';
+import { writeAt } from '../drbd/drbdmeta';
 import { splitBrainStates } from '../../scripts/split-brain';
 import { requires } from '../helpers/env';
 import { Pair, drbdmetaView, overlay, readRange, setupPair } from '../helpers/pair';
@@ -44,23 +45,7 @@ function markAlHot(device: string, extent: number): void {
   const blocks = m.alStripes * m.alStripeSize4k;
   const tr = 5000;
   const block = nb.alEncode({ trNumber: tr, type: 0, contextSize: 257, contextStart: 0, updates: [[0, extent]], context: Array.from({ length: 919 }, () => 0xffffffff) });
-  const fd = fs.openSync(device, 'r+');
-  try {
-    fs.writeSync(fd, block, 0, block.length, m.alOffset + (tr % blocks) * 4096);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function writeBytes(device: string, off: number, data: Buffer): void {
-  const fd = fs.openSync(device, 'r+');
-  try {
-    fs.writeSync(fd, data, 0, data.length, off);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
+  writeAt(device, m.alOffset + (tr % blocks) * 4096, block);
 }
 
 const total = (xs: Extent[]): number => xs.reduce((s, e) => s + e[1], 0);
@@ -96,7 +81,7 @@ describe('online merge (live survivor on loop devices)', function () {
     p = setupPair(SIZE, { ...splitBrainStates([[20 * MiB, 4096]], b), commonData: true }, { loop: true });
     markAlHot(p.local, 1); // 4-8 MiB: this node may have written there; its bitmap does not say so
     // One of the peer's blocks in that extent has the same bytes on this node: no doubt about it.
-    writeBytes(p.local, b[1][0], readRange(p.peer, b[1][0], 4096));
+    writeAt(p.local, b[1][0], readRange(p.peer, b[1][0], 4096));
     const refused = await online(p);
     assert.equal(refused.outcome, 'conflicts', refused.message);
     assert.deepEqual((refused.plan as { conflicts: Extent[] }).conflicts, [b[0]]);
@@ -133,7 +118,7 @@ describe('online merge (live survivor on loop devices)', function () {
     const label = Buffer.alloc(512);
     label.write('LABELONE', 0, 'latin1');
     label.write('LVM2 001', 24, 'latin1');
-    writeBytes(p.local, 512, label);
+    writeAt(p.local, 512, label);
     assert.equal(lvmLabelSector(readRange(p.local, 0, 4096)), 1);
     const before = readRange(p.local, 0, p.dataSize);
     await assert.rejects(online(p, {}, { noLvm: true }), /--no-lvm, but .* carries an LVM2 physical volume label \(sector 1\)/);
