@@ -42,6 +42,34 @@ export type { RestoreOptions, RestoreReport } from './resync/restore';
 export { readArchiveIndex } from './resync/archive';
 export type { ArchiveEntry } from './resync/archive';
 
+// LVM2 physical volumes on the device: VGs, LVs, oVirt roles.
+export {
+  readLvm,
+  readLvmVersion,
+  readLvmFromDevice,
+  compareMetadata,
+  commonVersion,
+  parseDeltaLease,
+} from './lvm';
+export type {
+  LvmView,
+  VolumeGroup,
+  LogicalVolume,
+  OvirtVolume,
+  OvirtRole,
+  MetadataCopy,
+  MetadataArea,
+  MetadataComparison,
+  PhysicalVolumeLabel,
+  SegmentType,
+  VgChange,
+  LvmSource,
+  ReadFn,
+  ReadLvmOptions,
+  VersionId,
+  DeltaLease,
+} from './lvm';
+
 // Moving blocks between nodes.
 export * from './transport';
 

@@ -11,6 +11,8 @@ export const ErrorCode = {
   CHECKSUM: 'ERR_CHECKSUM',
   PROTOCOL: 'ERR_PROTOCOL',
   VERIFY: 'ERR_VERIFY',
+  /** LVM2 meta-data on a device is damaged or of a kind the reader does not know. */
+  BAD_LVM: 'ERR_BAD_LVM',
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 

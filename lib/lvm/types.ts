@@ -69,6 +69,8 @@ export interface LogicalVolume {
   status: string[];
   /** Segment types this LV is made of (first segment first). */
   segmentTypes: SegmentType[];
+  /** Logical size in bytes (sum of the segments' extent counts); always set by the reader. */
+  size?: number;
   /**
    * Byte ranges of this PV holding this LV's data, sorted and coalesced. Sub-LVs
    * (mirror images, raid legs, snapshot COW, pvmove, pool data/metadata) are folded into the
@@ -85,6 +87,8 @@ export interface VolumeGroup {
   seqno: number;
   /** Extent size in bytes. */
   extentSize: number;
+  /** This PV's pe_start as the VG text says, bytes (PE n starts at peStart + n * extentSize); always set by the reader. */
+  peStart?: number;
   tags: string[];
   /** Name of this PV in the VG text ("pv0"), its pe_start and pe_count as the VG says. */
   pvName: string;

@@ -3,8 +3,11 @@
 import { BisyncError, ErrorCode } from '../device/errors';
 import { Extent, batches, intersect, subtract, totalBytes, union } from '../device/extent';
 import { pipelined } from '../device/pipeline';
+import { compareMetadata, commonVersion, parseDeltaLease } from '../lvm';
+import type { LvmView, VolumeGroup } from '../lvm/types';
 import type { BlockHashes, Endpoint, EndpointInfo } from '../transport/endpoint';
 import { Classification, classify, uuidsOf } from './classify';
+import { LvmDoc, LvmResolutions, planLvm } from './lvm';
 
 export interface SideSummary {
   host: string;
@@ -31,15 +34,26 @@ export interface Plan extends Classification {
   peerChanges: Extent[];
   /** Written on both sides with the same bytes: nothing to do. */
   identicalOverlap: Extent[];
-  /** Written on both sides with different bytes. */
+  /** Written on both sides with different bytes (outside LVs, or inside an LV written on both nodes). */
   conflicts: Extent[];
+  /** Blocks the destination also wrote, overwritten by a resolution (an LV, VG metadata or sector winner): archived first. */
+  forcedToPeer: Extent[];
+  forcedToLocal: Extent[];
   toPeerBytes: number;
   toLocalBytes: number;
   identicalOverlapBytes: number;
   conflictBytes: number;
+  forcedToPeerBytes: number;
+  forcedToLocalBytes: number;
+  /** The LVM view of the plan (the `lvm` key of the JSON), null when the device holds no LVM2 PV on both nodes. */
+  lvm: LvmDoc | null;
+  /** Why a merge must refuse until the operator decides (LV or metadata conflicts, LVs to drop). */
+  blockers: string[];
+  /** What the plan decided by itself, and warnings. */
+  notes: string[];
 }
 
-export interface PlanOptions {
+export interface PlanOptions extends LvmResolutions {
   /** Overlap bytes hashed per request (default 64 MiB). */
   hashBatchBytes?: number;
   concurrency?: number;
@@ -61,23 +75,79 @@ export async function plan(local: Endpoint, peer: Endpoint, opts: PlanOptions = 
     localChanges,
     peerChanges,
   };
-  if (c.verdict !== 'split-brain') return { ...base, ...oneWay(c, dataSize, localChanges, peerChanges) };
+  const none = { forcedToPeer: [] as Extent[], forcedToLocal: [] as Extent[], forcedToPeerBytes: 0, forcedToLocalBytes: 0, lvm: null, blockers: [] as string[], notes: [] as string[] };
+  if (c.verdict !== 'split-brain') return { ...base, ...none, ...oneWay(c, dataSize, localChanges, peerChanges) };
 
   const overlap = [...intersect(localChanges, peerChanges)];
   const { identical, conflicts } = await compareOverlap(local, peer, overlap, blockSize, opts);
-  const toPeer = [...subtract(localChanges, peerChanges)];
-  const toLocal = [...subtract(peerChanges, localChanges)];
+  const views = await lvmViews(local, peer, opts, none.notes);
+  if (views) {
+    const comparison = compareMetadata(views.local, views.peer, await ancestor(local, views, none.notes));
+    const l = await planLvm(
+      { local: views.local, peer: views.peer, comparison, localChanges, peerChanges, identical, conflicts, blockSize, dataSize },
+      { local, peer, parseLease: parseDeltaLease, signal: opts.signal },
+      opts,
+    );
+    return {
+      ...base,
+      ...lists(l.toPeer, l.toLocal, l.identical, l.conflicts, l.forcedToPeer, l.forcedToLocal),
+      lvm: l.doc,
+      blockers: l.blockers,
+      notes: [...none.notes, ...l.notes],
+    };
+  }
+  return { ...base, ...none, ...lists([...subtract(localChanges, peerChanges)], [...subtract(peerChanges, localChanges)], identical, conflicts, [], []) };
+}
+
+function lists(toPeer: Extent[], toLocal: Extent[], identical: Extent[], conflicts: Extent[], forcedToPeer: Extent[], forcedToLocal: Extent[]) {
   return {
-    ...base,
     toPeer,
     toLocal,
     identicalOverlap: identical,
     conflicts,
+    forcedToPeer,
+    forcedToLocal,
     toPeerBytes: totalBytes(toPeer),
     toLocalBytes: totalBytes(toLocal),
     identicalOverlapBytes: totalBytes(identical),
     conflictBytes: totalBytes(conflicts),
+    forcedToPeerBytes: totalBytes(forcedToPeer),
+    forcedToLocalBytes: totalBytes(forcedToLocal),
   };
+}
+
+/**
+ * Both nodes' LVM views when the data area holds the same LVM2 PV on both;
+ * null for plain block mode (no PV, another PV on each side, or `lvm: false`),
+ * with a note saying why when it is not the obvious case.
+ */
+async function lvmViews(local: Endpoint, peer: Endpoint, opts: PlanOptions, notes: string[]): Promise<{ local: LvmView; peer: LvmView } | null> {
+  const resolving = opts.lvWinners && Object.keys(opts.lvWinners).length > 0 || opts.vgMetadataWinner !== undefined || (opts.dropLvs?.length ?? 0) > 0;
+  if (opts.lvm === false) {
+    if (resolving) throw new RangeError('--no-lvm cannot be combined with --lv, --vg-metadata or --drop-lv');
+    notes.push('warning: --no-lvm: LVM ignored, plain block mode: an LV written on both nodes in different blocks is merged block by block and may end up matching neither node');
+    return null;
+  }
+  const [l, p] = await Promise.all([local.lvm(), peer.lvm()]);
+  const plain = !l || !p || l.pv.uuid !== p.pv.uuid || l.vg.uuid !== p.vg.uuid;
+  if (plain && resolving) throw new RangeError(`--lv, --vg-metadata and --drop-lv need the same LVM2 PV and VG on both nodes; ${!l && !p ? 'neither device holds one' : 'the nodes differ'}`);
+  if (!l && !p) return null;
+  if (!l || !p) notes.push(`warning: only the ${l ? 'local' : 'peer'} device holds an LVM2 PV: planned in plain block mode`);
+  else if (plain) notes.push(`warning: the nodes hold different LVM2 PVs or VGs (${l.pv.uuid}/${l.vg.name} vs ${p.pv.uuid}/${p.vg.name}): planned in plain block mode`);
+  return plain ? null : { local: l!, peer: p! };
+}
+
+/** The VG both nodes last agreed on, read from this node's ring; null when no ring holds one any more. */
+async function ancestor(local: Endpoint, views: { local: LvmView; peer: LvmView }, notes: string[]): Promise<VolumeGroup | null> {
+  const common = commonVersion(views.local, views.peer);
+  if (!common) return null;
+  for (const v of [views.local, views.peer]) if (v.committed.seqno === common.seqno && v.committed.checksum === common.checksum) return v.vg;
+  try {
+    return await local.lvmVersion(common.seqno, common.checksum);
+  } catch (e) {
+    notes.push(`the common LVM metadata version (seqno ${common.seqno}) could not be read: ${(e as Error).message}`);
+    return null;
+  }
 }
 
 /** For the one-way verdicts: what DRBD itself will resync, and which way. */
@@ -183,5 +253,10 @@ export function planDocument(p: Plan): Record<string, unknown> {
     identicalOverlapBytes: p.identicalOverlapBytes,
     conflictBytes: p.conflictBytes,
     conflicts: p.conflicts,
+    forcedToPeerBytes: p.forcedToPeerBytes,
+    forcedToLocalBytes: p.forcedToLocalBytes,
+    blockers: p.blockers,
+    notes: p.notes,
+    lvm: p.lvm,
   };
 }

@@ -6,7 +6,11 @@ import * as path from 'node:path';
 import { BisyncError, ErrorCode } from '../device/errors';
 import { syncDir } from './archive';
 
-export type TransferLane = 'toPeer' | 'toLocal' | 'conflicts';
+/** forced*: blocks the destination also wrote, overwritten by an LVM resolution (archived first). */
+export type TransferLane = 'toPeer' | 'toLocal' | 'conflicts' | 'forcedToPeer' | 'forcedToLocal';
+
+/** Every lane from the start (a journal of an older version lacks the forced lanes: they count as not started). */
+export const NO_PROGRESS: Record<TransferLane, number> = { toPeer: 0, toLocal: 0, conflicts: 0, forcedToPeer: 0, forcedToLocal: 0 };
 
 export interface JournalState {
   version: 1;
@@ -24,8 +28,21 @@ export interface JournalState {
   doneBelow: Record<TransferLane, number>;
   /** Digests of both sides' change sets when planned: new writes since then void the lanes' progress. */
   changes?: { local: string; peer: string };
+  /**
+   * The LVM resolutions the merge started with (LV winners by uuid, VG metadata
+   * winner, dropped LVs, or plain block mode): a resume must not switch winners,
+   * because blocks already overwritten would then look identical to a re-plan.
+   */
+  lvm?: JournalLvm;
   /** Set on entering the finalize phase. */
   final?: { current: string; localHistory: string[]; peerHistory: string[] };
+}
+
+export interface JournalLvm {
+  lvWinners: Record<string, 'local' | 'peer'>;
+  vgMetadataWinner: 'local' | 'peer' | null;
+  dropLvs: string[];
+  lvm: boolean;
 }
 
 export class Journal {

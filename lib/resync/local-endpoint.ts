@@ -9,6 +9,8 @@ import type { Extent } from '../device/extent';
 import { DrbdMetadata } from '../drbd';
 import { native } from '../native/binding';
 import type { MetadataReport, MetadataUpdate } from '../drbd/types';
+import { ReadFn, readLvm, readLvmVersion } from '../lvm';
+import type { LvmView, VolumeGroup } from '../lvm/types';
 import type { BlockHashes, Endpoint, EndpointInfo } from '../transport/endpoint';
 
 export interface LocalEndpointOptions {
@@ -29,6 +31,8 @@ export interface LocalEndpointOptions {
 }
 
 export class LocalEndpoint implements Endpoint {
+  private lvmView: Promise<LvmView | null> | null = null;
+
   private constructor(
     readonly device: BlockDevice,
     private readonly metaDevice: BlockDevice | undefined,
@@ -149,6 +153,25 @@ export class LocalEndpoint implements Endpoint {
     if (this.live) throw new BisyncError(ErrorCode.REFUSED, `the meta-data on '${this.backing!.path}' belongs to the running DRBD resource: drbd-bisync does not write it`);
     await this.metadata.update(update);
     return this.metadata.report();
+  }
+
+  /** Read once: the PV cannot change while the device is held exclusively. */
+  lvm(): Promise<LvmView | null> {
+    this.lvmView ??= readLvm(this.lvmReader(), this.dataSize);
+    return this.lvmView;
+  }
+
+  lvmVersion(seqno: number, checksum: number): Promise<VolumeGroup> {
+    return readLvmVersion(this.lvmReader(), this.dataSize, seqno, checksum);
+  }
+
+  private get dataSize(): number {
+    return this.md ? this.md.dataSize : this.device.size;
+  }
+
+  /** The PV is the DRBD data area: DRBD's own meta-data after it is no part of it. */
+  private lvmReader(): ReadFn {
+    return (offset, length) => this.device.read(offset, Math.max(0, Math.min(length, this.dataSize - offset)));
   }
 
   async close(): Promise<void> {

@@ -9,22 +9,23 @@ import { BisyncError, ErrorCode } from '../device/errors';
 import { Extent, batches, end, totalBytes, union } from '../device/extent';
 import { formatUuid } from '../drbd';
 import type { MetadataReport } from '../drbd/types';
+import type { LvmDoc, LvmResolutions } from '../plan/lvm';
 import { Plan, hashBothSides, plan as makePlan, planDocument } from '../plan/plan';
 import type { Endpoint } from '../transport/endpoint';
 import { transferExtents } from '../transport/transfer';
 import { Archive } from './archive';
 import { failpoint } from './failpoint';
-import { Journal, JournalState, TransferLane } from './journal';
+import { Journal, JournalLvm, JournalState, NO_PROGRESS, TransferLane } from './journal';
 
 export type ConflictPolicy = 'prefer-local' | 'prefer-peer';
 export type VerifyMode = 'changed' | 'full' | 'none';
 
-export interface MergeOptions {
+export interface MergeOptions extends LvmResolutions {
   /** Where the journal lives (required for writing merges; dry runs need none). */
   journal?: string;
   /** How to resolve conflicts; without one, conflicts refuse the merge and nothing changes. */
   onConflict?: ConflictPolicy;
-  /** Archive folder for the blocks a policy overwrites (required with onConflict). */
+  /** Archive folder for the blocks a policy or an LVM resolution overwrites (required with onConflict, and when a resolution overwrites anything). */
   archive?: string;
   verify?: VerifyMode;
   dryRun?: boolean;
@@ -64,6 +65,10 @@ export interface MergeReport {
   movedToPeerBytes: number;
   movedToLocalBytes: number;
   conflictResolution: { policy: ConflictPolicy | 'none'; bytes: number; archivedBytes: number } ;
+  /** Blocks both nodes wrote that an LVM resolution (LV winner, VG metadata winner, dropped LV, ids sector merge, mailbox) overwrote, archived first. */
+  lvmResolution: { toPeerBytes: number; toLocalBytes: number; archivedBytes: number };
+  /** The plan's LVM view with its resolutions (the `lvm` key), null without an LVM2 PV. */
+  lvm: LvmDoc | null;
   archive: string | null;
   verification: { mode: VerifyMode; checkedBytes: number; ok: boolean } | null;
   finalized: { currentUuid: string } | null;
@@ -85,6 +90,10 @@ export class Merge extends EventEmitter {
     if (journal?.state.phase === 'finalize') return this.finalizeFromJournal(journal);
 
     const p = await makePlan(this.local, this.peer, {
+      lvWinners: this.opts.lvWinners,
+      vgMetadataWinner: this.opts.vgMetadataWinner,
+      dropLvs: this.opts.dropLvs,
+      lvm: this.opts.lvm,
       signal: this.opts.signal,
       onProgress: (_phase, done, total) => this.emit('progress', { phase: 'plan', doneBytes: done, totalBytes: total }),
     });
@@ -100,6 +109,11 @@ export class Merge extends EventEmitter {
 
     const policy = this.opts.onConflict ?? 'none';
     const j = journal ?? Journal.create(this.opts.journal!, this.newJournalState(p, policy));
+    const record = this.lvmRecord();
+    if (!j.state.lvm || (isEmptyLvm(j.state.lvm) && !isEmptyLvm(record))) {
+      j.state.lvm = record;
+      j.save();
+    }
     const report = this.emptyReport(p, 'merged', '');
     report.resumed = journal !== undefined;
     if (j.state.policy !== policy) {
@@ -126,14 +140,24 @@ export class Merge extends EventEmitter {
     ]);
     for (const r of lanes) if (r.status === 'rejected') throw r.reason;
     [report.movedToPeerBytes, report.movedToLocalBytes] = lanes.map((r) => (r as PromiseFulfilledResult<number>).value);
-    if (p.conflicts.length) {
-      const winnerIsLocal = policy === 'prefer-local';
+    if (p.conflicts.length || p.forcedToPeer.length || p.forcedToLocal.length) {
       const archive = Archive.open(this.opts.archive!);
       try {
-        if (online && winnerIsLocal) report.conflictResolution.archivedBytes = await this.archiveOnly(p.conflicts, archive);
-        else report.conflictResolution.archivedBytes = await this.transfer('conflicts', p.conflicts,
-          winnerIsLocal ? this.local : this.peer, winnerIsLocal ? this.peer : this.local, j, this.opts.signal, archive, winnerIsLocal ? 'peer' : 'local');
-        report.conflictResolution.bytes = totalBytes(p.conflicts);
+        // What an LVM resolution decided first: it never overlaps the per-block conflicts.
+        const r = report.lvmResolution;
+        r.toPeerBytes = p.forcedToPeerBytes;
+        r.toLocalBytes = p.forcedToLocalBytes;
+        // Online, this node's winners reach the peer through DRBD: only the peer's side is archived.
+        r.archivedBytes += online ? await this.archiveOnly(p.forcedToPeer, archive)
+          : await this.transfer('forcedToPeer', p.forcedToPeer, this.local, this.peer, j, this.opts.signal, archive, 'peer');
+        r.archivedBytes += await this.transfer('forcedToLocal', p.forcedToLocal, this.peer, this.local, j, this.opts.signal, archive, 'local');
+        if (p.conflicts.length) {
+          const winnerIsLocal = policy === 'prefer-local';
+          report.conflictResolution.archivedBytes = online && winnerIsLocal ? await this.archiveOnly(p.conflicts, archive)
+            : await this.transfer('conflicts', p.conflicts,
+              winnerIsLocal ? this.local : this.peer, winnerIsLocal ? this.peer : this.local, j, this.opts.signal, archive, winnerIsLocal ? 'peer' : 'local');
+          report.conflictResolution.bytes = totalBytes(p.conflicts);
+        }
       } finally {
         archive.close();
       }
@@ -144,7 +168,7 @@ export class Merge extends EventEmitter {
     report.verification = await this.verify(p);
     if (!report.verification.ok) {
       // Every lane says "done": without a reset the rerun would skip the transfer and fail again.
-      j.state.doneBelow = { toPeer: 0, toLocal: 0, conflicts: 0 };
+      j.state.doneBelow = { ...NO_PROGRESS };
       j.save();
       throw new BisyncError(ErrorCode.VERIFY, 'verification failed: the two sides still differ after the transfer; meta-data left untouched', {
         hint: online ? 'something on this node wrote blocks the peer changed (an LV or file system in use?); stop it and run the merge again' : 'run the merge again; it resumes from its journal',
@@ -159,14 +183,17 @@ export class Merge extends EventEmitter {
     }
     report.finalized = await this.finalize(j, p);
     j.remove();
+    const forced = p.forcedToPeerBytes + p.forcedToLocalBytes;
     report.message = `merged: ${report.movedToPeerBytes} bytes to the peer, ${report.movedToLocalBytes} bytes to this node` +
+      (forced ? `, ${forced} bytes both nodes wrote taken from the winner an LVM resolution chose` : '') +
       (p.conflicts.length ? `, ${report.conflictResolution.bytes} conflicting bytes resolved (${policy})` : '');
     return report;
   }
 
   /** What the merge writes on this node: the peer's changes, and conflicts the peer wins. */
   private localWrites(p: Plan): Extent[] {
-    return this.opts.onConflict === 'prefer-peer' ? [...union(p.toLocal, p.conflicts)] : p.toLocal;
+    const mine = [...union(p.toLocal, p.forcedToLocal)];
+    return this.opts.onConflict === 'prefer-peer' ? [...union(mine, p.conflicts)] : mine;
   }
 
   /** Online prefer-local: the peer's side of each conflict goes to the archive; DRBD's resync overwrites it later. */
@@ -199,6 +226,14 @@ export class Merge extends EventEmitter {
       default:
         break;
     }
+    if (p.blockers.length) {
+      return this.emptyReport(p, 'conflicts', `refused, nothing changed: ${p.blockers.join('; ')}`);
+    }
+    const forced = p.forcedToPeerBytes + p.forcedToLocalBytes;
+    if (forced && !this.opts.archive) {
+      return this.emptyReport(p, 'refused',
+        `refused, nothing changed: the LVM resolutions overwrite ${forced} bytes that the other node also wrote; give --archive DIR so they are saved first`);
+    }
     if (p.conflicts.length && !this.opts.onConflict) {
       return this.emptyReport(p, 'conflicts',
         `${p.conflictBytes} bytes in ${p.conflicts.length} range(s) were written on both nodes with different contents; nothing changed (choose --on-conflict prefer-local|prefer-peer with --archive DIR to resolve)`);
@@ -209,7 +244,9 @@ export class Merge extends EventEmitter {
   private dryRunOutcome(p: Plan): MergeReport | undefined {
     if (!this.opts.dryRun) return undefined;
     const toPeer = this.opts.online ? 'leave DRBD to resync' : 'move';
+    const forced = p.forcedToPeerBytes + p.forcedToLocalBytes;
     return this.emptyReport(p, 'dry-run', `dry run: would ${toPeer} ${p.toPeerBytes} bytes to the peer and move ${p.toLocalBytes} bytes to this node` +
+      (forced ? `, overwrite ${p.forcedToPeerBytes} bytes on the peer and ${p.forcedToLocalBytes} bytes here as the LVM resolutions decide (archived first)` : '') +
       (p.conflicts.length ? ` and resolve ${p.conflictBytes} conflicting bytes (${this.opts.onConflict})` : ''));
   }
 
@@ -219,7 +256,7 @@ export class Merge extends EventEmitter {
    * dst's bytes are saved durably before they are overwritten.
    */
   private async transfer(lane: TransferLane, extents: Extent[], src: Endpoint, dst: Endpoint, j: Journal, signal?: AbortSignal, archive?: Archive, loserSide?: 'local' | 'peer'): Promise<number> {
-    const todo = clipBelow(extents, j.state.doneBelow[lane]);
+    const todo = clipBelow(extents, j.state.doneBelow[lane] ?? 0);
     const total = totalBytes(todo);
     const loser = archive ? await dst.info() : undefined;
     const saveLoser = async (batch: Extent[]): Promise<void> => {
@@ -262,7 +299,7 @@ export class Merge extends EventEmitter {
     if (mode === 'none') return { mode, checkedBytes: 0, ok: true };
     // Online, this node's own blocks keep changing and only reach the peer later, through DRBD: check what was copied here.
     const ranges: Extent[] = this.opts.online ? this.localWrites(p)
-      : mode === 'full' ? [[0, p.dataSize]] : [...union(union(p.toPeer, p.toLocal), p.conflicts)];
+      : mode === 'full' ? [[0, p.dataSize]] : [...union(union(union(p.toPeer, p.toLocal), p.conflicts), union(p.forcedToPeer, p.forcedToLocal))];
     const total = totalBytes(ranges);
     let checked = 0;
     let ok = true;
@@ -363,6 +400,11 @@ export class Merge extends EventEmitter {
     if (j.state.policy !== 'none' && j.state.policy !== (this.opts.onConflict ?? 'none')) {
       throw new BisyncError(ErrorCode.REFUSED, `merge journal '${j.file}' was started with --on-conflict ${j.state.policy}; resume it with the same policy`);
     }
+    // The same holds for LV and metadata winners; a journal started without any may take them up.
+    const was = j.state.lvm;
+    if (was && !isEmptyLvm(was) && JSON.stringify(was) !== JSON.stringify(this.lvmRecord())) {
+      throw new BisyncError(ErrorCode.REFUSED, `merge journal '${j.file}' was started with ${describeLvm(was)}; resume it with the same LVM resolutions`);
+    }
   }
 
   /** New writes since the journal's plan may lie below a lane's progress: redo every lane (copies are idempotent). */
@@ -370,7 +412,7 @@ export class Merge extends EventEmitter {
     const now = { local: changesDigest(p.localChanges), peer: changesDigest(p.peerChanges) };
     if (!j.state.changes || (j.state.changes.local === now.local && j.state.changes.peer === now.peer)) return;
     j.state.changes = now;
-    j.state.doneBelow = { toPeer: 0, toLocal: 0, conflicts: 0 };
+    j.state.doneBelow = { ...NO_PROGRESS };
     j.save();
     this.emit('log', 'a node was written since the interrupted merge planned: transferring again from the start');
   }
@@ -388,7 +430,19 @@ export class Merge extends EventEmitter {
       policy,
       archive: this.opts.archive ?? null,
       phase: 'transfer',
-      doneBelow: { toPeer: 0, toLocal: 0, conflicts: 0 },
+      doneBelow: { ...NO_PROGRESS },
+      lvm: this.lvmRecord(),
+    };
+  }
+
+  /** The resolutions as the journal keeps them: sorted, so the same choice always compares equal. */
+  private lvmRecord(): JournalLvm {
+    const w = this.opts.lvWinners ?? {};
+    return {
+      lvWinners: Object.fromEntries(Object.keys(w).sort().map((k) => [k, w[k]])),
+      vgMetadataWinner: this.opts.vgMetadataWinner ?? null,
+      dropLvs: [...new Set(this.opts.dropLvs ?? [])].sort(),
+      lvm: this.opts.lvm !== false,
     };
   }
 
@@ -400,12 +454,26 @@ export class Merge extends EventEmitter {
       movedToPeerBytes: 0,
       movedToLocalBytes: 0,
       conflictResolution: { policy: this.opts.onConflict ?? 'none', bytes: 0, archivedBytes: 0 },
+      lvmResolution: { toPeerBytes: 0, toLocalBytes: 0, archivedBytes: 0 },
+      lvm: p?.lvm ?? null,
       archive: this.opts.archive ?? null,
       verification: null,
       finalized: null,
       resumed: false,
     };
   }
+}
+
+function isEmptyLvm(r: JournalLvm): boolean {
+  return Object.keys(r.lvWinners).length === 0 && r.vgMetadataWinner === null && r.dropLvs.length === 0 && r.lvm;
+}
+
+function describeLvm(r: JournalLvm): string {
+  const parts = Object.entries(r.lvWinners).map(([k, v]) => `--lv ${k}=${v}`);
+  if (r.vgMetadataWinner) parts.push(`--vg-metadata ${r.vgMetadataWinner}`);
+  for (const d of r.dropLvs) parts.push(`--drop-lv ${d}`);
+  if (!r.lvm) parts.push('--no-lvm');
+  return parts.join(' ');
 }
 
 function changesDigest(extents: Extent[]): string {

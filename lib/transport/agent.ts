@@ -300,6 +300,11 @@ class Session {
         return { json: await ep.writeMetadata(r.update as MetadataUpdate) };
       case 'handback':
         return { json: this.handback(r.handback) };
+      case 'lvm':
+        return { json: await ep.lvm() };
+      case 'lvmVersion':
+        if (!Number.isSafeInteger(r.seqno) || !Number.isSafeInteger(r.checksum)) throw protocolError(`lvmVersion needs integer seqno and checksum, got ${JSON.stringify([r.seqno, r.checksum])}`);
+        return { json: await ep.lvmVersion(r.seqno as number, r.checksum as number) };
     }
   }
 }

@@ -3,6 +3,7 @@
 // Both implement this interface, so a merge runs the same code either way.
 import type { Extent } from '../device/extent';
 import type { MetadataReport, MetadataUpdate } from '../drbd/types';
+import type { LvmSource, LvmView, VolumeGroup } from '../lvm/types';
 
 export interface EndpointInfo {
   hostname: string;
@@ -20,7 +21,7 @@ export interface BlockHashes {
   zero: Buffer;
 }
 
-export interface Endpoint {
+export interface Endpoint extends LvmSource {
   info(): Promise<EndpointInfo>;
   /** The blocks this node changed since the split: bitmap, plus AL extents when unclean; whole device when full-sync. */
   changeSet(opts?: { peerNodeId?: number }): Promise<Extent[]>;
@@ -29,5 +30,9 @@ export interface Endpoint {
   write(extents: Extent[], data: Buffer): Promise<void>;
   flush(): Promise<void>;
   writeMetadata(update: MetadataUpdate): Promise<MetadataReport>;
+  /** The LVM2 PV on the data area (label, committed VG, ring history), or null when there is none. */
+  lvm(): Promise<LvmView | null>;
+  /** An older VG version still in this node's metadata rings (the common ancestor of a split). */
+  lvmVersion(seqno: number, checksum: number): Promise<VolumeGroup>;
   close(): Promise<void>;
 }

@@ -24,7 +24,7 @@ export interface AgentHello {
 }
 
 /** The Endpoint methods a client may call. */
-export const METHODS = ['info', 'changeSet', 'hash', 'read', 'write', 'flush', 'writeMetadata', 'handback'] as const;
+export const METHODS = ['info', 'changeSet', 'hash', 'read', 'write', 'flush', 'writeMetadata', 'lvm', 'lvmVersion', 'handback'] as const;
 export type Method = (typeof METHODS)[number];
 
 export interface ErrorJson {
@@ -70,11 +70,23 @@ export function errorFromJson(j: unknown, where: string): Error {
 export function checkClientHello(j: unknown): ClientHello {
   const h = j as Partial<ClientHello> | undefined;
   if (!h || typeof h !== 'object') throw protocolError('the first frame was not a hello');
-  if (h.protocol !== PROTOCOL_VERSION) throw protocolError(`the client speaks protocol ${String(h.protocol)}, this agent speaks ${PROTOCOL_VERSION}: run the same drbd-bisync version on both nodes`);
+  if (h.protocol !== PROTOCOL_VERSION) throw versionMismatch('client', h.protocol, 'this agent');
   if (h.compression !== 'none' && h.compression !== 'zstd') throw protocolError(`unknown compression ${JSON.stringify(h.compression)}`);
   if (h.rateLimit !== null && (typeof h.rateLimit !== 'number' || !(h.rateLimit > 0))) throw protocolError(`bad rate limit ${JSON.stringify(h.rateLimit)}`);
   if (typeof h.idleTimeoutMs !== 'number' || !(h.idleTimeoutMs >= 100)) throw protocolError(`bad idle timeout ${JSON.stringify(h.idleTimeoutMs)}`);
   return h as ClientHello;
+}
+
+/**
+ * Both sides must speak the same protocol; the message names the side to
+ * upgrade. `them` is the side whose version is `theirs`, `us` how we name ourselves.
+ */
+export function versionMismatch(them: 'client' | 'agent', theirs: unknown, us: string, label = `the ${them}`): BisyncError {
+  const older = typeof theirs === 'number' && theirs < PROTOCOL_VERSION;
+  const upgrade = older ? `upgrade drbd-bisync on ${them === 'client' ? 'the node running plan/merge' : 'the peer node (its `drbd-bisync serve`)'}` : `upgrade drbd-bisync on this node`;
+  return new BisyncError(ErrorCode.PROTOCOL,
+    `${label} speaks protocol ${String(theirs)}${older ? ' (an older drbd-bisync)' : ''}, ${us} speaks ${PROTOCOL_VERSION}: ${upgrade}`,
+    { hint: `${upgrade}: both nodes must run the same drbd-bisync version` });
 }
 
 /** A request's JSON part: the method and its small arguments (extents and data go in the payload). */
@@ -85,6 +97,9 @@ export interface RequestJson {
   blockSize?: number;
   peerNodeId?: number;
   update?: unknown;
+  /** lvmVersion: which VG version. */
+  seqno?: number;
+  checksum?: number;
   handback?: HandbackRequest;
 }
 

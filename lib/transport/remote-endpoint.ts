@@ -6,9 +6,10 @@ import * as tls from 'node:tls';
 import { BisyncError, ErrorCode } from '../device/errors';
 import type { Extent } from '../device/extent';
 import type { MetadataReport, MetadataUpdate } from '../drbd/types';
+import type { LvmView, VolumeGroup } from '../lvm/types';
 import { FramedConnection, TransferStats, connectionError } from './connection';
 import type { BlockHashes, Endpoint, EndpointInfo } from './endpoint';
-import { AgentHello, ClientHello, Compression, FEATURES, HandbackAccepted, HandbackRequest, Method, RequestJson, errorFromJson } from './protocol';
+import { AgentHello, ClientHello, Compression, FEATURES, HandbackAccepted, HandbackRequest, Method, RequestJson, errorFromJson, versionMismatch } from './protocol';
 import { DEFAULT_IDENTITY, PSK_CIPHERS, checkPsk, isAuthFailure } from './psk';
 import { TokenBucket, checkRate } from './rate-limit';
 import { Frame, FrameHeader, FrameType, PROTOCOL_VERSION, extentsFromBuffer, extentsToBuffer, protocolError } from './wire';
@@ -104,6 +105,14 @@ export class RemoteEndpoint implements Endpoint {
   /** Online merge: asks the agent to give its resource back to DRBD once this session ends. */
   async handback(req: HandbackRequest): Promise<HandbackAccepted> {
     return (await this.call('handback', { handback: req })).json as HandbackAccepted;
+  }
+
+  async lvm(): Promise<LvmView | null> {
+    return (await this.call('lvm', {})).json as LvmView | null;
+  }
+
+  async lvmVersion(seqno: number, checksum: number): Promise<VolumeGroup> {
+    return (await this.call('lvmVersion', { seqno, checksum })).json as VolumeGroup;
   }
 
   /** Ends the session once calls in flight are answered. The agent's device stays open for the next session. */
@@ -231,7 +240,10 @@ async function handshake(o: ConnectPeerOptions, label: string, signal: AbortSign
     const helloReply = remote.waitHello();
     const hello: ClientHello = { protocol: PROTOCOL_VERSION, features: [...FEATURES], compression: o.compression ?? 'none', rateLimit: o.rateLimit ?? null, idleTimeoutMs: idle };
     await conn.send(FrameType.HELLO, 0, hello);
-    const reply = (await helloReply).json as AgentHello;
+    const reply = (await helloReply.catch((e: unknown) => {
+      throw olderAgent(e, label) ?? e;
+    })).json as AgentHello;
+    if (reply.protocol !== PROTOCOL_VERSION) throw versionMismatch('agent', reply.protocol, 'this client', label);
     remote.hostname = String(reply.hostname ?? '');
     remote.compression = reply.compression === 'zstd' ? 'zstd' : 'none';
     conn.compressionLevel = remote.compression === 'zstd' ? (o.compressionLevel ?? 1) : 0;
@@ -244,6 +256,15 @@ async function handshake(o: ConnectPeerOptions, label: string, signal: AbortSign
   } finally {
     signal.removeEventListener('abort', abort);
   }
+}
+
+/**
+ * An agent older than the lvm calls refuses our hello with its own wording
+ * ("this agent speaks 1"); say which side to upgrade instead.
+ */
+function olderAgent(e: unknown, label: string): Error | null {
+  const m = /this agent speaks (\d+)/.exec((e as Error)?.message ?? '');
+  return m && Number(m[1]) !== PROTOCOL_VERSION ? versionMismatch('agent', Number(m[1]), 'this client', label) : null;
 }
 
 function abortReason(signal: AbortSignal): Error {

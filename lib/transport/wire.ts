@@ -17,7 +17,8 @@
 import { BisyncError, ErrorCode } from '../device/errors';
 import { native } from '../native/binding';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: the lvm and lvmVersion calls. */
+export const PROTOCOL_VERSION = 2;
 export const MAGIC = 0xb15c;
 export const HEADER_BYTES = 40;
 /** Largest JSON part a peer may send (extents travel in the payload, so JSON stays small). */

@@ -89,6 +89,13 @@ describe('transport: agent and RemoteEndpoint over TLS-PSK', function () {
     const md = await remote.writeMetadata({ uuids: { current: 'ABCDEF0123456789' }, clearBitmap: true });
     assert.equal(md.uuids.current, 'ABCDEF0123456789');
     assert.deepEqual(ep.updates, [{ uuids: { current: 'ABCDEF0123456789' }, clearBitmap: true }]);
+    assert.equal(await remote.lvm(), null);
+    const vg = { name: 'vg0', uuid: 'U', seqno: 7, extentSize: MiB, tags: ['RHAT_storage_domain'], pvName: 'pv0', peCount: 3, lvs: [], ovirt: true };
+    ep.lvmView = { pv: { uuid: 'P', labelSector: 1, deviceSize: 4 * MiB, peStart: MiB, mdas: [] }, metadataRegion: [[0, MiB]], committed: { seqno: 7, checksum: 9, mda: 0, offset: 512, size: 100, description: null, creationHost: null, creationTime: null }, history: [], vg, unallocated: [[MiB, 3 * MiB]] };
+    ep.lvmVersions.set('6:5', { ...vg, seqno: 6 });
+    assert.deepEqual(await remote.lvm(), ep.lvmView);
+    assert.deepEqual(await remote.lvmVersion(6, 5), { ...vg, seqno: 6 });
+    await assert.rejects(remote.lvmVersion(1, 2), (e: Error & { code?: string }) => e.code === 'ERR_BAD_LVM' && /seqno 1 checksum 2/.test(e.message));
   });
 
   it('keeps many requests in flight on one connection and matches each reply to its call', async () => {
@@ -343,7 +350,34 @@ describe('transport: agent and RemoteEndpoint over TLS-PSK', function () {
     assert.equal(frames[0]?.type, FrameType.ERROR);
     const e = frames[0].json as { code: string; message: string };
     assert.equal(e.code, 'ERR_PROTOCOL');
-    assert.match(e.message, /protocol 99, this agent speaks 1/);
+    assert.match(e.message, /protocol 99, this agent speaks 2: upgrade drbd-bisync on this node/);
+  });
+
+  it('refuses a client older than the lvm calls, saying to upgrade it', async () => {
+    const s = await startAgent(new MemoryEndpoint(MiB));
+    agent = s.agent;
+    const { conn, frames, closed } = await rawSession(s.port);
+    await conn.send(FrameType.HELLO, 0, { protocol: 1, features: [], compression: 'none', rateLimit: null, idleTimeoutMs: 5000 });
+    await closed;
+    assert.match((frames[0].json as { message: string }).message, /the client speaks protocol 1 \(an older drbd-bisync\), this agent speaks 2: upgrade drbd-bisync on the node running plan\/merge/);
+  });
+
+  it('a client meeting an agent older than the lvm calls says to upgrade the peer', async () => {
+    // What a protocol-1 agent answers a newer hello with (its exact words).
+    const server = tls.createServer({ ciphers: PSK_CIPHERS, maxVersion: 'TLSv1.2', pskCallback: () => PSK } as tls.TlsOptions, (sock) => {
+      const conn = new FramedConnection(sock, sock, 'old client', {
+        onFrame: () => void conn.send(FrameType.ERROR, 0, { code: 'ERR_PROTOCOL', message: 'the client speaks protocol 2, this agent speaks 1: run the same drbd-bisync version on both nodes' }).then(() => conn.close()),
+        onCorruptFrame: () => undefined,
+        onClose: () => undefined,
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as { port: number }).port;
+      await assert.rejects(connectPeer({ host: '127.0.0.1', port, psk: PSK }), /peer 127.0.0.1:\d+ speaks protocol 1 \(an older drbd-bisync\), this client speaks 2: upgrade drbd-bisync on the peer node/);
+    } finally {
+      server.close();
+    }
   });
 
   it('drops a session that sends garbage, and serves the next client', async () => {

@@ -17,6 +17,8 @@ import { restoreArchive } from '../../resync/restore';
 import { ResyncAgent, connectPeer, readPskFile } from '../../transport';
 import type { Endpoint } from '../../transport/endpoint';
 import { Exit, Progress, confirmWrite, formatBytes, parseSize, printJson, println, progressGroup, run } from '../output';
+import { parseLvWinners, printLvm } from '../lvm-report';
+import type { LvmResolutions } from '../../plan/lvm';
 
 interface DeviceOptions {
   device?: string;
@@ -36,6 +38,25 @@ interface PeerOptions extends DeviceOptions {
   compress?: 'none' | 'zstd';
   rateLimit?: string;
   json?: boolean;
+  lv?: string[];
+  vgMetadata?: 'local' | 'peer';
+  dropLv?: string[];
+  lvm?: boolean;
+}
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+/** LVM resolutions, on plan (to see their effect) and merge. */
+function addLvmOptions(cmd: Command): Command {
+  return cmd
+    .option('--lv <name=local|peer>', "keep this node's or the peer's version of a whole LV (NAME: LV name, LV uuid or oVirt disk image id); repeatable", collect)
+    .addOption(new Option('--vg-metadata <side>', "when both nodes changed the LVM metadata, keep this side's whole metadata region").choices(['local', 'peer']))
+    .option('--drop-lv <name>', "give up an LV of the metadata loser that the winner's metadata has no room for (its blocks are archived); repeatable", collect)
+    .option('--no-lvm', 'ignore LVM: plain block mode (an LV written on both nodes is then merged block by block)');
+}
+
+function lvmResolutions(o: PeerOptions): LvmResolutions {
+  return { lvWinners: parseLvWinners(o.lv), vgMetadataWinner: o.vgMetadata, dropLvs: o.dropLv, lvm: o.lvm };
 }
 
 /** --device (with its meta-data options) or --resource: where this node's DRBD data and meta-data are. */
@@ -157,25 +178,27 @@ function printPlan(p: Plan): void {
   println(`  local ${p.local.host}:${p.local.path} current ${p.local.currentUuid} bitmap ${p.local.bitmapUuid}, changed ${formatBytes(p.local.changedBytes)}${p.local.unclean ? ' (unclean: activity log included)' : ''}`);
   println(`  peer  ${p.peer.host}:${p.peer.path} current ${p.peer.currentUuid} bitmap ${p.peer.bitmapUuid}, changed ${formatBytes(p.peer.changedBytes)}${p.peer.unclean ? ' (unclean: activity log included)' : ''}`);
   println(`  to peer: ${formatBytes(p.toPeerBytes)}   to local: ${formatBytes(p.toLocalBytes)}   identical overlap: ${formatBytes(p.identicalOverlapBytes)}   conflicts: ${formatBytes(p.conflictBytes)}`);
+  if (p.forcedToPeerBytes || p.forcedToLocalBytes) println(`  overwritten by LVM resolutions (archived first): on the peer ${formatBytes(p.forcedToPeerBytes)}, here ${formatBytes(p.forcedToLocalBytes)}`);
   for (const [off, len] of p.conflicts.slice(0, 20)) println(`  conflict at ${off} (${len} bytes)`);
   if (p.conflicts.length > 20) println(`  ... and ${p.conflicts.length - 20} more conflicting ranges`);
+  printLvm(p.lvm ?? null, p.notes ?? [], p.blockers ?? []);
 }
 
 const exitForVerdict = (p: Plan): number =>
-  p.verdict === 'history-split-brain' || p.verdict === 'unrelated' || p.conflicts.length ? Exit.REFUSED : Exit.OK;
+  p.verdict === 'history-split-brain' || p.verdict === 'unrelated' || p.conflicts.length || p.blockers.length ? Exit.REFUSED : Exit.OK;
 
 const exitForOutcome: Record<MergeReport['outcome'], number> = {
   merged: Exit.OK, 'nothing-to-do': Exit.OK, 'left-to-drbd': Exit.OK, 'dry-run': Exit.OK, conflicts: Exit.REFUSED, refused: Exit.REFUSED,
 };
 
 export function registerResyncCommands(program: Command): void {
-  addPeerOptions(program.command('plan').description('classify both nodes by their generation UUIDs and show what a merge would move (exit 0 ok, 1 conflicts or refused, 2 error)'))
+  addLvmOptions(addPeerOptions(program.command('plan').description('classify both nodes by their generation UUIDs and show what a merge would move (exit 0 ok, 1 conflicts or refused, 2 error)')))
     .action((o: PeerOptions) =>
       run(!!o.json, async () => {
         const pair = await openPair(o, false);
         const bar = progressReporter(!o.json);
         try {
-          const p = await plan(pair.local, pair.peer, { onProgress: (phase, d, t) => bar.onProgress({ phase: 'plan', doneBytes: d, totalBytes: t }) });
+          const p = await plan(pair.local, pair.peer, { ...lvmResolutions(o), onProgress: (phase, d, t) => bar.onProgress({ phase: 'plan', doneBytes: d, totalBytes: t }) });
           bar.stop();
           if (o.json) printJson(planDocument(p));
           else printPlan(p);
@@ -187,20 +210,20 @@ export function registerResyncCommands(program: Command): void {
       }, true),
     );
 
-  addPeerOptions(program.command('merge').description('merge both nodes\' changes after a split brain and finalise DRBD meta-data (exit 0 merged or nothing to do, 1 conflicts or refused, 2 error)'))
-    .addOption(new Option('--on-conflict <policy>', 'resolve conflicts: keep this node\'s or the peer\'s blocks').choices(['prefer-local', 'prefer-peer']))
-    .option('--archive <dir>', 'save every block a conflict policy overwrites here first (required with --on-conflict)')
+  addLvmOptions(addPeerOptions(program.command('merge').description('merge both nodes\' changes after a split brain and finalise DRBD meta-data (exit 0 merged or nothing to do, 1 conflicts or refused, 2 error)'))
+    .addOption(new Option('--on-conflict <policy>', 'resolve per-block conflicts outside LVs: keep this node\'s or the peer\'s blocks (never resolves an LV written on both nodes)').choices(['prefer-local', 'prefer-peer'])))
+    .option('--archive <dir>', 'save every block a conflict policy or an LVM resolution overwrites here first (required with --on-conflict, --lv, --vg-metadata, --drop-lv)')
     .addOption(new Option('--verify <mode>', 'after the transfer compare both sides').choices(['changed', 'full', 'none']).default('changed'))
     .option('--journal <file>', 'merge journal (default /var/lib/drbd-bisync/<device>.journal.json)')
     .option('--dry-run', 'plan and report only; write nothing')
-    .option('--no-lvm', 'online, a device without LVM: state that nothing on this node uses the blocks the peer changed (see the README)')
     .option('--csums-alg <alg>', 'online: the csums-alg both nodes connect with (default: the resource\'s, else md5)')
     .option('--handback-timeout <seconds>', 'online: how long to wait for Connected UpToDate/UpToDate', '3600')
     .option('--yes', 'write without asking')
     .action((o: MergeCliOptions) =>
       run(!!o.json, async () => {
         if (o.onConflict && !o.archive) throw new BisyncError(ErrorCode.REFUSED, `--on-conflict ${o.onConflict} needs --archive DIR`);
-        if (!o.online && (o.lvm === false || o.csumsAlg)) throw new RangeError('--no-lvm and --csums-alg go with --online');
+        const lvm = lvmResolutions(o);
+        if (!o.online && o.csumsAlg) throw new RangeError('--csums-alg goes with --online');
         const timeoutMs = parseSeconds(o.handbackTimeout, '--handback-timeout');
         if (o.csumsAlg !== undefined && !/^[a-z0-9-]{1,32}$/.test(o.csumsAlg)) throw new RangeError(`--csums-alg must be a kernel hash name such as md5 or sha1, got '${o.csumsAlg}'`);
         const roles = new RoleWatch();
@@ -226,6 +249,7 @@ export function registerResyncCommands(program: Command): void {
             beforeLocalWrites: o.online
               ? (_p, extents) => checkOnlineWrites(pair.local, pair.peer, extents, { noLvm: o.lvm === false, users: deviceUsers(pair.volume!.device) })
               : undefined,
+            ...lvm,
           });
           m.on('progress', bar.onProgress);
           m.on('log', (text: string) => process.stderr.write(`drbd-bisync: ${text}\n`));
@@ -258,10 +282,11 @@ export function registerResyncCommands(program: Command): void {
           if (o.json) printJson({ ...report, wire, ...(o.online ? { handback } : {}) });
           else {
             println(report.message);
-            if (report.outcome === 'conflicts' || report.outcome === 'dry-run') printPlan(planFromDoc(report));
+            if (report.outcome === 'conflicts' || report.outcome === 'dry-run' || report.outcome === 'refused') printPlan(planFromDoc(report));
+            else if (report.lvm) printLvm(report.lvm, (report.plan.notes as string[] | undefined) ?? [], []);
             if (report.verification) println(`verified ${formatBytes(report.verification.checkedBytes)} (${report.verification.mode}): ${report.verification.ok ? 'identical' : 'DIFFERENT'}`);
             if (report.finalized) println(`meta-data finalised on both nodes: current UUID ${report.finalized.currentUuid}, bitmaps cleared; \`drbdadm up\` both nodes`);
-            if (report.archive && report.conflictResolution.archivedBytes) println(`overwritten blocks archived in ${report.archive}`);
+            if (report.archive && (report.conflictResolution.archivedBytes || report.lvmResolution.archivedBytes)) println(`overwritten blocks archived in ${report.archive}`);
             if (wire) println(`on the wire: ${formatBytes(wire.wireBytesSent ?? 0)} sent, ${formatBytes(wire.wireBytesReceived ?? 0)} received`);
             if (handback) printHandback(handback, report.movedToLocalBytes);
           }
