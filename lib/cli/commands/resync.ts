@@ -247,7 +247,10 @@ export function registerResyncCommands(program: Command): void {
             peerLabel: pair.label,
             online: o.online,
             beforeLocalWrites: o.online
-              ? (_p, extents) => checkOnlineWrites(pair.local, pair.peer, extents, { noLvm: o.lvm === false, users: deviceUsers(pair.volume!.device) })
+              ? async (p, extents) => {
+                const notes = await checkOnlineWrites(pair.local, pair.peer, p.lvm, extents, { noLvm: o.lvm === false, users: deviceUsers(pair.volume!.device) });
+                for (const n of notes) process.stderr.write(`drbd-bisync: ${n}\n`);
+              }
               : undefined,
             ...lvm,
           });
