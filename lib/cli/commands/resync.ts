@@ -52,7 +52,7 @@ function addLvmOptions(cmd: Command): Command {
     .option('--lv <name=local|peer>', "keep this node's or the peer's version of a whole LV (NAME: LV name, LV uuid or oVirt disk image id); repeatable", collect)
     .addOption(new Option('--vg-metadata <side>', "when both nodes changed the LVM metadata, keep this side's whole metadata region").choices(['local', 'peer']))
     .option('--drop-lv <name>', "give up an LV of the metadata loser that the winner's metadata has no room for (its blocks are archived); repeatable", collect)
-    .option('--no-lvm', 'ignore LVM: plain block mode (an LV written on both nodes is then merged block by block)');
+    .option('--no-lvm', 'ignore LVM: plain block mode (an LV written on both nodes is then merged block by block); with --online: the device holds no LVM and nothing on this node uses the blocks the peer changed');
 }
 
 function lvmResolutions(o: PeerOptions): LvmResolutions {
