@@ -72,7 +72,8 @@ export class RoleWatch {
 }
 
 /**
- * After the copy: ask the peer's agent to hand back (it attaches and connects with
+ * After the copy: ask the peer's agent to hand back (askPeer must also end the session: the agent
+ * acts only once its device is released; close the local endpoint too). The agent attaches and connects with
  * --discard-my-data once its session ends), connect here with the same csums-alg,
  * and wait for Connected UpToDate/UpToDate with nothing out of sync.
  */
