@@ -44,6 +44,16 @@ export type { ArchivedMerge, RestoreOptions, RestoreReport } from './resync/rest
 export { readArchiveIndex } from './resync/archive';
 export type { ArchiveEntry, MergeIdentity } from './resync/archive';
 
+// The online merge: the survivor stays Primary; resources from the DRBD configuration; the hand-back.
+export { resolveResource, pickVolume } from './drbd/resource';
+export type { DrbdResource, ResourceVolume, ResolveOptions } from './drbd/resource';
+export { targetCommands, survivorCommands, loadedDrbd, checksumResyncFromLog } from './drbd/handback';
+export type { ChecksumResync, DrbdMajor } from './drbd/handback';
+export { handBack, checkSurvivor, resourceState, RoleWatch } from './resync/online';
+export type { HandbackOptions, HandbackReport } from './resync/online';
+export { checkOnlineWrites, dmOpenCounts, dmName } from './resync/online-gate';
+export type { OnlineGateOptions } from './resync/online-gate';
+
 // LVM2 physical volumes on the device: VGs, LVs, oVirt roles.
 export {
   readLvm,

@@ -146,16 +146,21 @@ export class DrbdMetadata {
    * hot extents when the meta-data is unclean and the primary flag is set
    * (4 MiB each, clipped to dataSize); empty otherwise.
    */
-  async alExtents(): Promise<Extent[]> {
-    if (this.clean || !bit(this.sb.flags, MDF.PRIMARY_IND)) return [];
+  async alExtents(opts: { live?: boolean } = {}): Promise<Extent[]> {
+    // live: the resource is up here and DRBD owns the AL; every hot extent may hold writes the on-disk bitmap lacks.
+    if (!opts.live && (this.clean || !bit(this.sb.flags, MDF.PRIMARY_IND))) return [];
     const l = this.layout;
     const g = { alStart: l.alStart, alBytes: l.alBytes, alStripes: this.sb.alStripes, alStripeSize4k: this.sb.alStripeSize4k, dataSize: l.dataSize };
     const r = replayAl(await readAl(this.metaDevice, g), g, this.where());
     return alByteExtents(r.hotExtents, l.dataSize);
   }
 
-  /** Everything that may differ from the peer: [[0, dataSize]] when DRBD itself would do a full sync. */
-  async changeSet(peerNodeId?: number): Promise<Extent[]> {
+  /**
+   * Everything that may differ from the peer: [[0, dataSize]] when DRBD itself would do a full sync.
+   * live: read while DRBD has the device attached: the on-disk bitmap plus every hot AL extent
+   * (DRBD writes a bitmap page out before its extent leaves the AL, so together they cover every write).
+   */
+  async changeSet(peerNodeId?: number, opts: { live?: boolean } = {}): Promise<Extent[]> {
     const all: Extent[] = this.dataSize > 0 ? [[0, this.dataSize]] : [];
     const f = this.sb.flags;
     const peer = this.sb.format === 'v09' ? this.sb.peers[this.peerOf(peerNodeId, 'change set')] : undefined;
@@ -164,7 +169,7 @@ export class DrbdMetadata {
     if (peer && (peer.bitmapIndex < 0 || bit(peer.flags, MDF_PEER.FULL_SYNC))) return all;
     const bm: Extent[] = [];
     for await (const e of this.bitmapExtents(peerNodeId)) bm.push(e);
-    const al = await this.alExtents();
+    const al = await this.alExtents(opts);
     return al.length ? [...union(bm, al)] : bm;
   }
 

@@ -22,6 +22,12 @@ export interface LocalEndpointOptions {
   metaIndex?: number | 'flex';
   /** Serve the device as plain blocks, without DRBD meta-data (no change set, no meta-data writes). */
   plain?: boolean;
+  /**
+   * The resource is up on this node: data goes through this DRBD device (e.g. /dev/drbd0 of the
+   * Primary, so DRBD sees every write), and the meta-data is read from the backing device
+   * without O_EXCL while DRBD holds it. The meta-data is never written.
+   */
+  live?: { drbdDevice: string };
 }
 
 export class LocalEndpoint implements Endpoint {
@@ -32,9 +38,17 @@ export class LocalEndpoint implements Endpoint {
     readonly device: BlockDevice,
     private readonly metaDevice: BlockDevice | undefined,
     private md: DrbdMetadata | null,
+    /** Live: the backing device, opened only to read the meta-data. */
+    private readonly backing?: BlockDevice,
   ) {}
 
+  /** True when the resource is up here and data goes through its DRBD device. */
+  get live(): boolean {
+    return this.backing !== undefined;
+  }
+
   static async open(devicePath: string, opts: LocalEndpointOptions = {}): Promise<LocalEndpoint> {
+    if (opts.live) return LocalEndpoint.openLive(devicePath, opts.live.drbdDevice, opts);
     const write = opts.write ?? false;
     const device = await openExclusive(devicePath, write);
     if (opts.plain) return new LocalEndpoint(device, undefined, null);
@@ -47,6 +61,32 @@ export class LocalEndpoint implements Endpoint {
     } catch (e) {
       await metaDevice?.close();
       await device.close();
+      throw e;
+    }
+  }
+
+  /** Not exclusive: DRBD holds the backing device and the DRBD device stays in use by whatever runs on it. */
+  private static async openLive(backingPath: string, drbdDevice: string, opts: LocalEndpointOptions): Promise<LocalEndpoint> {
+    const opened: BlockDevice[] = [];
+    const open = async (p: string, write: boolean): Promise<BlockDevice> => {
+      const d = await BlockDevice.open(p, { write, exclusive: false });
+      opened.push(d);
+      return d;
+    };
+    try {
+      const backing = await open(backingPath, false);
+      const metaDevice = opts.metaDevice ? await open(opts.metaDevice, false) : undefined;
+      const index = opts.metaDevice ? (opts.metaIndex ?? 'flex') : 'internal';
+      const md = await DrbdMetadata.read(backing, { metaDevice, index });
+      const data = await open(drbdDevice, opts.write ?? false);
+      if (data.size < md.dataSize) {
+        throw new BisyncError(ErrorCode.SIZE_MISMATCH, `DRBD device '${drbdDevice}' is ${data.size} bytes, smaller than the ${md.dataSize} bytes the meta-data on '${backingPath}' says`, {
+          hint: 'is it the DRBD device of that backing device, and is the resource attached?',
+        });
+      }
+      return new LocalEndpoint(data, metaDevice, md, backing);
+    } catch (e) {
+      await Promise.all(opened.map((d) => d.close()));
       throw e;
     }
   }
@@ -71,7 +111,7 @@ export class LocalEndpoint implements Endpoint {
   }
 
   async changeSet(opts: { peerNodeId?: number } = {}): Promise<Extent[]> {
-    return this.metadata.changeSet(opts.peerNodeId);
+    return this.metadata.changeSet(opts.peerNodeId, { live: this.live });
   }
 
   async hash(extents: Extent[], blockSize: number): Promise<BlockHashes> {
@@ -113,6 +153,7 @@ export class LocalEndpoint implements Endpoint {
   }
 
   async writeMetadata(update: MetadataUpdate): Promise<MetadataReport> {
+    if (this.live) throw new BisyncError(ErrorCode.REFUSED, `the meta-data on '${this.backing!.path}' belongs to the running DRBD resource: drbd-bisync does not write it`);
     await this.metadata.update(update);
     return this.metadata.report();
   }
@@ -137,6 +178,7 @@ export class LocalEndpoint implements Endpoint {
 
   async close(): Promise<void> {
     await this.metaDevice?.close();
+    await this.backing?.close();
     await this.device.close();
   }
 }

@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { resolve as resolvePath } from 'node:path';
 import { BisyncError, ErrorCode } from '../device/errors';
-import { Extent, end, totalBytes, union } from '../device/extent';
+import { Extent, batches, end, totalBytes, union } from '../device/extent';
 import { formatUuid } from '../drbd';
 import type { MetadataReport } from '../drbd/types';
 import type { LvmDoc, LvmResolutions } from '../plan/lvm';
@@ -38,6 +38,18 @@ export interface MergeOptions extends LvmResolutions {
   /** How often a transfer lane records its progress in the journal (default 500 ms; 0: after every batch). */
   journalIntervalMs?: number;
   signal?: AbortSignal;
+  /**
+   * Online: the local node is the survivor, its resource up (Primary) and the local endpoint
+   * live (its DRBD device). Only the peer's changes are copied here; DRBD's own resync carries
+   * this node's changes to the peer after the hand-back, so nothing goes to the peer and no
+   * meta-data is written. prefer-local only archives the peer's side of the conflicts.
+   */
+  online?: boolean;
+  /**
+   * Called with the plan and every extent the merge would write on this node, before anything
+   * is written (also in a dry run); throwing refuses the merge. The online mode's safety gate.
+   */
+  beforeLocalWrites?: (p: Plan, extents: Extent[]) => Promise<void> | void;
 }
 
 export interface MergeProgress {
@@ -96,8 +108,11 @@ export class Merge extends EventEmitter {
       this.checkSameMerge(journal, p);
       this.restartIfWritten(journal, p);
     }
-    const early = this.earlyOutcome(p);
+    const early = this.earlyOutcome(p, true);
     if (early) return early;
+    await this.opts.beforeLocalWrites?.(p, this.localWrites(p));
+    const dry = this.earlyOutcome(p, false);
+    if (dry) return dry;
 
     const policy = this.opts.onConflict ?? 'none';
     const j = journal ?? Journal.create(this.opts.journal!, this.newJournalState(p, policy));
@@ -125,8 +140,9 @@ export class Merge extends EventEmitter {
       stop.abort(e);
       throw e;
     });
+    const online = !!this.opts.online;
     const lanes = await Promise.allSettled([
-      lane(this.transfer('toPeer', p.toPeer, this.local, this.peer, j, signal)),
+      online ? Promise.resolve(0) : lane(this.transfer('toPeer', p.toPeer, this.local, this.peer, j, signal)),
       lane(this.transfer('toLocal', p.toLocal, this.peer, this.local, j, signal)),
     ]);
     for (const r of lanes) if (r.status === 'rejected') throw r.reason;
@@ -140,12 +156,15 @@ export class Merge extends EventEmitter {
         const r = report.lvmResolution;
         r.toPeerBytes = p.forcedToPeerBytes;
         r.toLocalBytes = p.forcedToLocalBytes;
-        r.archivedBytes += await this.transfer('forcedToPeer', p.forcedToPeer, this.local, this.peer, j, this.opts.signal, archive, 'peer');
+        // Online, this node's winners reach the peer through DRBD: only the peer's side is archived.
+        r.archivedBytes += online ? await this.archiveOnly(p.forcedToPeer, archive)
+          : await this.transfer('forcedToPeer', p.forcedToPeer, this.local, this.peer, j, this.opts.signal, archive, 'peer');
         r.archivedBytes += await this.transfer('forcedToLocal', p.forcedToLocal, this.peer, this.local, j, this.opts.signal, archive, 'local');
         if (p.conflicts.length) {
           const winnerIsLocal = policy === 'prefer-local';
-          report.conflictResolution.archivedBytes = await this.transfer('conflicts', p.conflicts,
-            winnerIsLocal ? this.local : this.peer, winnerIsLocal ? this.peer : this.local, j, this.opts.signal, archive, winnerIsLocal ? 'peer' : 'local');
+          report.conflictResolution.archivedBytes = online && winnerIsLocal ? await this.archiveOnly(p.conflicts, archive)
+            : await this.transfer('conflicts', p.conflicts,
+              winnerIsLocal ? this.local : this.peer, winnerIsLocal ? this.peer : this.local, j, this.opts.signal, archive, winnerIsLocal ? 'peer' : 'local');
           report.conflictResolution.bytes = totalBytes(p.conflicts);
         }
       } finally {
@@ -161,8 +180,15 @@ export class Merge extends EventEmitter {
       j.state.doneBelow = { ...NO_PROGRESS };
       j.save();
       throw new BisyncError(ErrorCode.VERIFY, 'verification failed: the two sides still differ after the transfer; meta-data left untouched', {
-        hint: 'run the merge again; it resumes from its journal',
+        hint: online ? 'something on this node wrote blocks the peer changed (an LV or file system in use?); stop it and run the merge again' : 'run the merge again; it resumes from its journal',
       });
+    }
+    if (online) {
+      j.remove();
+      report.message = `copied ${report.movedToLocalBytes} bytes of the peer's changes into this node's live DRBD device` +
+        (p.conflicts.length ? `, ${report.conflictResolution.bytes} conflicting bytes resolved (${policy})` : '') +
+        '; this node\'s own changes reach the peer through DRBD\'s resync after the hand-back';
+      return report;
     }
     report.finalized = await this.finalize(j, p);
     j.remove();
@@ -173,8 +199,27 @@ export class Merge extends EventEmitter {
     return report;
   }
 
-  /** Verdicts and situations that end before anything is written. */
-  private earlyOutcome(p: Plan): MergeReport | undefined {
+  /** What the merge writes on this node: the peer's changes, and conflicts the peer wins. */
+  private localWrites(p: Plan): Extent[] {
+    const mine = [...union(p.toLocal, p.forcedToLocal)];
+    return this.opts.onConflict === 'prefer-peer' ? [...union(mine, p.conflicts)] : mine;
+  }
+
+  /** Online prefer-local: the peer's side of each conflict goes to the archive; DRBD's resync overwrites it later. */
+  private async archiveOnly(conflicts: Extent[], archive: Archive): Promise<number> {
+    const peer = await this.peer.info();
+    let n = 0;
+    for (const batch of batches(conflicts, this.opts.batchBytes ?? 8 << 20)) {
+      archive.save({ side: 'peer', host: peer.hostname, device: peer.path }, batch, await this.peer.read(batch));
+      n += totalBytes(batch);
+      this.emit('progress', { phase: 'conflicts', doneBytes: n, totalBytes: totalBytes(conflicts) });
+    }
+    return n;
+  }
+
+  /** Verdicts and situations that end before anything is written (beforeGate: the ones that need no safety check). */
+  private earlyOutcome(p: Plan, beforeGate: boolean): MergeReport | undefined {
+    if (!beforeGate) return this.dryRunOutcome(p);
     switch (p.verdict) {
       case 'in-sync':
         return this.emptyReport(p, 'nothing-to-do', 'the nodes are in sync: nothing to do');
@@ -202,12 +247,16 @@ export class Merge extends EventEmitter {
       return this.emptyReport(p, 'conflicts',
         `${p.conflictBytes} bytes in ${p.conflicts.length} range(s) were written on both nodes with different contents; nothing changed (choose --on-conflict prefer-local|prefer-peer with --archive DIR to resolve)`);
     }
-    if (this.opts.dryRun) {
-      return this.emptyReport(p, 'dry-run', `dry run: would move ${p.toPeerBytes} bytes to the peer and ${p.toLocalBytes} bytes to this node` +
-        (forced ? `, overwrite ${p.forcedToPeerBytes} bytes on the peer and ${p.forcedToLocalBytes} bytes here as the LVM resolutions decide (archived first)` : '') +
-        (p.conflicts.length ? ` and resolve ${p.conflictBytes} conflicting bytes (${this.opts.onConflict})` : ''));
-    }
     return undefined;
+  }
+
+  private dryRunOutcome(p: Plan): MergeReport | undefined {
+    if (!this.opts.dryRun) return undefined;
+    const toPeer = this.opts.online ? 'leave DRBD to resync' : 'move';
+    const forced = p.forcedToPeerBytes + p.forcedToLocalBytes;
+    return this.emptyReport(p, 'dry-run', `dry run: would ${toPeer} ${p.toPeerBytes} bytes to the peer and move ${p.toLocalBytes} bytes to this node` +
+      (forced ? `, overwrite ${p.forcedToPeerBytes} bytes on the peer and ${p.forcedToLocalBytes} bytes here as the LVM resolutions decide (archived first)` : '') +
+      (p.conflicts.length ? ` and resolve ${p.conflictBytes} conflicting bytes (${this.opts.onConflict})` : ''));
   }
 
   /**
@@ -264,7 +313,9 @@ export class Merge extends EventEmitter {
   private async verify(p: Plan): Promise<{ mode: VerifyMode; checkedBytes: number; ok: boolean }> {
     const mode = this.opts.verify ?? 'changed';
     if (mode === 'none') return { mode, checkedBytes: 0, ok: true };
-    const ranges: Extent[] = mode === 'full' ? [[0, p.dataSize]] : [...union(union(union(p.toPeer, p.toLocal), p.conflicts), union(p.forcedToPeer, p.forcedToLocal))];
+    // Online, this node's own blocks keep changing and only reach the peer later, through DRBD: check what was copied here.
+    const ranges: Extent[] = this.opts.online ? this.localWrites(p)
+      : mode === 'full' ? [[0, p.dataSize]] : [...union(union(union(p.toPeer, p.toLocal), p.conflicts), union(p.forcedToPeer, p.forcedToLocal))];
     const total = totalBytes(ranges);
     let checked = 0;
     let ok = true;

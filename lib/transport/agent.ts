@@ -13,7 +13,7 @@ import type { MetadataUpdate } from '../drbd/types';
 import { BULK_ALPN, BulkStream, deviceOf, quiesce, withStreams } from './bulk';
 import { FramedConnection, TransferStats } from './connection';
 import type { Endpoint } from './endpoint';
-import { AgentHello, FEATURES, RequestJson, checkClientHello, checkRequest, errorToJson } from './protocol';
+import { AgentHello, FEATURES, HandbackAccepted, HandbackRequest, RequestJson, checkClientHello, checkRequest, errorToJson } from './protocol';
 import { DEFAULT_IDENTITY, PSK_CIPHERS, checkPsk, isAuthFailure } from './psk';
 import { TokenBucket } from './rate-limit';
 import { Frame, FrameHeader, FrameType, extentsFromBuffer, extentsToBuffer, protocolError } from './wire';
@@ -30,6 +30,8 @@ export interface ResyncAgentOptions {
   compressionLevel?: number;
   /** Time allowed for the TLS handshake and hello (default 10 s). */
   handshakeTimeoutMs?: number;
+  /** Accepts a hand-back request (online merge); without it such requests are refused. */
+  onHandback?: (req: HandbackRequest) => HandbackAccepted;
 }
 
 export interface SessionInfo {
@@ -95,6 +97,14 @@ export class ResyncAgent extends EventEmitter {
       this.emit('close');
     })();
     return this.closing;
+  }
+
+  /** @internal a session's hand-back request, for the owner's onHandback. */
+  acceptHandback(req: HandbackRequest): HandbackAccepted {
+    if (!this.opts.onHandback) {
+      throw new BisyncError(ErrorCode.REFUSED, 'this agent cannot hand its resource back to DRBD: start `drbd-bisync serve` with --resource for an online merge');
+    }
+    return this.opts.onHandback(req);
   }
 
   /** 'error' is for the operator's log; without a listener the agent stays quiet rather than crash. */
@@ -304,6 +314,14 @@ class Session {
     await this.ended;
   }
 
+  private handback(req: unknown): HandbackAccepted {
+    const h = req as Partial<HandbackRequest> | undefined;
+    if (!h || typeof h !== 'object' || (h.csumsAlg !== null && (typeof h.csumsAlg !== 'string' || !/^[a-z0-9-]{1,32}$/.test(h.csumsAlg)))) {
+      throw protocolError(`bad hand-back request ${JSON.stringify(req)}`);
+    }
+    return this.agent.acceptHandback(h as HandbackRequest);
+  }
+
   private async serve(f: Frame): Promise<Reply> {
     const r: RequestJson = checkRequest(f.json);
     const ep = this.endpoint;
@@ -350,6 +368,8 @@ class Session {
         await op;
         return {};
       }
+      case 'handback':
+        return { json: this.handback(r.handback) };
       case 'lvm':
         return { json: await ep.lvm(r.history === false ? { history: false } : {}) };
       case 'lvmVersion':

@@ -27,7 +27,7 @@ export interface AgentHello {
 }
 
 /** The Endpoint methods a client may call. */
-export const METHODS = ['info', 'changeSet', 'hash', 'read', 'write', 'flush', 'writeMetadata', 'lvm', 'lvmVersion', 'bulkWrite', 'bulkRead'] as const;
+export const METHODS = ['info', 'changeSet', 'hash', 'read', 'write', 'flush', 'writeMetadata', 'lvm', 'lvmVersion', 'handback', 'bulkWrite', 'bulkRead'] as const;
 export type Method = (typeof METHODS)[number];
 
 export interface ErrorJson {
@@ -107,6 +107,22 @@ export interface RequestJson {
   /** lvmVersion: which VG version. */
   seqno?: number;
   checksum?: number;
+  handback?: HandbackRequest;
+}
+
+/** After an online merge: the agent's node gives its resource back to DRBD, as the resync target. */
+export interface HandbackRequest {
+  /** The csums-alg both nodes connect with (the survivor uses the same), or null for the configuration's. */
+  csumsAlg: string | null;
+}
+
+/** The agent's answer; the hand-back itself starts once the session ends (the device must be released first). */
+export interface HandbackAccepted {
+  resource: string;
+  /** Milliseconds the agent had been serving (its resource down) when it accepted. */
+  servingMs: number;
+  /** The drbdadm commands it will run, in order. */
+  commands: string[];
 }
 
 export function checkRequest(j: unknown): RequestJson {

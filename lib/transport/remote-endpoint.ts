@@ -12,7 +12,7 @@ import { BULK_ALPN, BulkStream, checkStreams, defaultStreams, quiesce, withStrea
 import type { LvmView, VolumeGroup } from '../lvm/types';
 import { FramedConnection, TransferStats, connectionError } from './connection';
 import type { BlockHashes, Endpoint, EndpointInfo } from './endpoint';
-import { AgentHello, ClientHello, Compression, FEATURES, Method, RequestJson, errorFromJson, versionMismatch } from './protocol';
+import { AgentHello, ClientHello, Compression, FEATURES, HandbackAccepted, HandbackRequest, Method, RequestJson, errorFromJson, versionMismatch } from './protocol';
 import { DEFAULT_IDENTITY, PSK_CIPHERS, checkPsk, isAuthFailure } from './psk';
 import { TokenBucket, checkRate } from './rate-limit';
 import { Frame, FrameHeader, FrameType, PROTOCOL_VERSION, extentsFromBuffer, extentsToBuffer, protocolError } from './wire';
@@ -172,6 +172,11 @@ export class RemoteEndpoint implements Endpoint {
 
   async writeMetadata(update: MetadataUpdate): Promise<MetadataReport> {
     return (await this.call('writeMetadata', { update })).json as MetadataReport;
+  }
+
+  /** Online merge: asks the agent to give its resource back to DRBD once this session ends. */
+  async handback(req: HandbackRequest): Promise<HandbackAccepted> {
+    return (await this.call('handback', { handback: req })).json as HandbackAccepted;
   }
 
   async lvm(opts: { history?: boolean } = {}): Promise<LvmView | null> {

@@ -1,0 +1,124 @@
+// End to end, the online merge on two real DRBD 8.4 nodes under qemu: nodea
+// (the survivor) stays Primary with a process writing throughout; nodeb's
+// split-brain writes are copied into nodea's live /dev/drbd0; nodeb is handed
+// back to DRBD (attach, connect --discard-my-data) and DRBD's checksum-based
+// resync brings it UpToDate, eliminating nodeb's own blocks by checksum.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Lab, labUnavailable, prepareLab } from '../../scripts/drbd-lab/lab';
+import { DRBD_DEVICE, RESOURCE, configure, drbdadm, resetToSynced, splitBrain, waitSynced } from '../../scripts/drbd-lab/drbd';
+import { CLI, MiB, Write, copyDisk, describeCli, expectWritesOnBoth, fileSha256, guestCli, writeAll } from './lab-helpers';
+
+const CONF = '/run/lab/r0.conf';
+const PSK = 'cd'.repeat(32);
+
+describe('e2e: online merge on two DRBD 8.4 nodes (the survivor stays Primary)', function () {
+  let lab: Lab | undefined;
+  let unavailable: string | undefined;
+
+  before(async function () {
+    unavailable = labUnavailable();
+    if (!unavailable && !fs.existsSync(CLI)) unavailable = `needs the build (${path.relative(process.cwd(), CLI)}; run npm run build)`;
+    if (unavailable) return;
+    try {
+      prepareLab();
+    } catch (e) {
+      unavailable = `kernel unavailable: ${(e as Error).message}`;
+      return;
+    }
+    lab = await Lab.create();
+    await lab.boot();
+    await configure(lab);
+  });
+
+  after(async () => lab?.close());
+
+  function scenario(title: string, body: (l: Lab) => Promise<void>): void {
+    it(title, async function () {
+      if (unavailable) {
+        this.test!.title += ` (pending: ${unavailable})`;
+        this.skip();
+      }
+      await resetToSynced(lab!, copyDisk);
+      await body(lab!);
+    });
+  }
+
+  /** nodea writes 4 KiB blocks of random data over 24-28 MiB until told to stop; returns stop(). */
+  function writeThroughout(l: Lab): { count: () => number; stop: () => Promise<void> } {
+    const count = l.a.hostPath('writer-count');
+    const stopFile = l.a.hostPath('writer-stop');
+    fs.rmSync(count, { force: true });
+    fs.rmSync(stopFile, { force: true });
+    const id = l.a.start(`i=0; while [ ! -f /run/lab/writer-stop ]; do dd if=/dev/urandom of=${DRBD_DEVICE} bs=4096 seek=$((6144 + i * 7 % 1024)) count=1 oflag=direct status=none || exit 1; i=$((i+1)); echo $i > /run/lab/writer-count; done`);
+    const read = () => (fs.existsSync(count) ? Number(fs.readFileSync(count, 'utf8')) || 0 : 0);
+    return {
+      count: read,
+      async stop() {
+        fs.writeFileSync(stopFile, '');
+        const r = await l.a.wait(id, 60_000);
+        assert.equal(r.rc, 0, `nodea's writer failed: ${r.out}`);
+      },
+    };
+  }
+
+  const roleChanges = async (l: Lab): Promise<string[]> =>
+    (await l.a.ok('dmesg | grep -E "role\\( Primary -> " || true')).split('\n').filter(Boolean);
+
+  scenario('nodeb\'s writes copied into nodea\'s live device, nodeb handed back: UpToDate/UpToDate, oos:0, nodea never left Primary', async (l) => {
+    const writes: Write[] = [
+      { node: l.a, tag: 'on-a1', offset: 1 * MiB, length: 64 * 1024 },
+      { node: l.a, tag: 'on-a2', offset: 20 * MiB + 8192, length: 4096 },
+      { node: l.b, tag: 'on-b1', offset: 8 * MiB, length: 128 * 1024 },
+      { node: l.b, tag: 'on-b2', offset: 40 * MiB + 4096, length: 8192 },
+      { node: l.b, tag: 'on-b3', offset: 48 * MiB, length: 1 * MiB },
+    ];
+    const bBytes = writes.filter((w) => w.node === l.b).reduce((s, w) => s + w.length, 0);
+    await splitBrain(l);
+    const rolesBefore = await roleChanges(l);
+    const writer = writeThroughout(l);
+    await writeAll(writes);
+    await l.b.ok(drbdadm(`down ${RESOURCE}`));
+    for (const g of l.nodes) fs.writeFileSync(g.hostPath('psk'), PSK, { mode: 0o600 });
+
+    // Offline refusal first: without --no-lvm nothing is written and nodeb stays down, serving.
+    const serve = l.b.start(`exec node ${CLI} serve --resource ${RESOURCE} --drbd-config ${CONF} --listen ${l.b.ip}:7790 --psk-file /run/lab/psk`);
+    await l.b.waitOutput(serve, /serving /);
+    const diskB = fileSha256(l.b.disk);
+    const base = ['merge', '--online', '--resource', RESOURCE, '--drbd-config', CONF, '--peer', `${l.b.ip}:7790`, '--psk-file', '/run/lab/psk',
+      '--journal', '/run/lab/journal-online.json', '--yes', '--json'];
+    const refused = await guestCli(l.a, base);
+    assert.equal(refused.status, 1, describeCli(refused));
+    assert.match(refused.json?.error?.message ?? '', /has no LVM, so nothing tells whether the \d+ bytes the peer changed/, describeCli(refused));
+    assert.match(refused.stderr, /run again with --no-lvm/, describeCli(refused));
+    assert.equal(fileSha256(l.b.disk), diskB, 'nodeb unchanged by the refusal');
+
+    assert.ok(writer.count() > 0, 'nodea\'s writer is running');
+    const m = await guestCli(l.a, [...base, '--no-lvm']);
+    assert.equal(m.status, 0, describeCli(m));
+    const served = await l.b.wait(serve, 300_000);
+    assert.equal(served.rc, 0, `serve: ${served.out}`);
+    assert.match(served.out, /--discard-my-data/, served.out);
+
+    const r = m.json;
+    assert.equal(r.outcome, 'merged', describeCli(m));
+    assert.equal(r.movedToLocalBytes, bBytes, 'exactly nodeb\'s writes were copied into nodea');
+    assert.equal(r.movedToPeerBytes, 0, 'nodea\'s changes are left to DRBD');
+    assert.equal(r.finalized, null, 'no meta-data written online');
+    const h = r.handback;
+    assert.deepEqual(h.final, { connection: 'Connected', disk: 'UpToDate', peerDisk: 'UpToDate', outOfSyncBytes: 0 });
+    assert.equal(h.survivorStayedPrimary, true, JSON.stringify(h.rolesSeen));
+    assert.equal(h.csumsAlg, 'md5', 'the lab config has no csums-alg: both connects got md5');
+    assert.ok(h.drbdResync, `DRBD's checksum summary in nodea's kernel log: ${JSON.stringify(h)}`);
+    assert.ok(h.drbdResync.eliminatedBytes >= bBytes, `DRBD eliminated nodeb's ${bBytes} bytes by checksum: ${JSON.stringify(h.drbdResync)}`);
+    assert.ok(h.peerWaitMs > 0);
+    console.log(`      copied ${r.movedToLocalBytes} B; DRBD transferred ${h.drbdResync.transferredBytes} B, eliminated ${h.drbdResync.eliminatedBytes} B of ${h.drbdResync.totalBytes} B; nodeb waited ${(h.peerWaitMs / 1000).toFixed(1)} s; nodea's writer wrote ${writer.count()} blocks`);
+
+    await writer.stop();
+    await waitSynced(l);
+    assert.deepEqual(await roleChanges(l), rolesBefore, 'nodea\'s kernel log shows no role change');
+    await l.a.ok(drbdadm(`secondary ${RESOURCE}`));
+    await expectWritesOnBoth(l, writes, true);
+  });
+});
