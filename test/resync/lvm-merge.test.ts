@@ -1,5 +1,5 @@
 // Merges of devices holding an LVM2 volume group, made with the real lvm2
-// tools on loop devices (activation off) with DRBD meta-data by drbdmeta:
+// tools on loop devices (activation off) with DRBD meta-data by createMetadata(), read back with drbdmeta:
 // LVs written by one node, by both, LVM metadata changed on one or both nodes,
 // and an oVirt-shaped domain whose `ids` LV both nodes wrote.
 import { strict as assert } from 'node:assert';
@@ -62,7 +62,7 @@ function lease(hostId: number, timestamp: number): Buffer {
   return s;
 }
 
-describe('merge with LVM (real lvm2 on loop devices, DRBD meta-data by drbdmeta)', function () {
+describe('merge with LVM (real lvm2 on loop devices, DRBD meta-data read back with drbdmeta)', function () {
   let p: LvmPair | undefined;
   let dir = '';
   beforeEach(function () {
