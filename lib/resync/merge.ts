@@ -149,7 +149,6 @@ export class Merge extends EventEmitter {
     [report.movedToPeerBytes, report.movedToLocalBytes] = lanes.map((r) => (r as PromiseFulfilledResult<number>).value);
     if (p.conflicts.length || p.forcedToPeer.length || p.forcedToLocal.length) {
       this.identity = mergeIdentity(j.state, p);
-      const winnerIsLocal = policy === 'prefer-local';
       const archive = Archive.open(this.opts.archive!);
       try {
         // What an LVM resolution decided first: it never overlaps the per-block conflicts.
@@ -157,12 +156,12 @@ export class Merge extends EventEmitter {
         r.toPeerBytes = p.forcedToPeerBytes;
         r.toLocalBytes = p.forcedToLocalBytes;
         // Online, this node's winners reach the peer through DRBD: only the peer's side is archived.
-        r.archivedBytes += online ? await this.archiveOnly(p.forcedToPeer, archive)
+        r.archivedBytes += online ? await this.archiveOnly(p, p.forcedToPeer, archive)
           : await this.transfer('forcedToPeer', p.forcedToPeer, this.local, this.peer, j, this.opts.signal, archive, 'peer');
         r.archivedBytes += await this.transfer('forcedToLocal', p.forcedToLocal, this.peer, this.local, j, this.opts.signal, archive, 'local');
         if (p.conflicts.length) {
           const winnerIsLocal = policy === 'prefer-local';
-          report.conflictResolution.archivedBytes = online && winnerIsLocal ? await this.archiveOnly(p.conflicts, archive)
+          report.conflictResolution.archivedBytes = online && winnerIsLocal ? await this.archiveOnly(p, p.conflicts, archive)
             : await this.transfer('conflicts', p.conflicts,
               winnerIsLocal ? this.local : this.peer, winnerIsLocal ? this.peer : this.local, j, this.opts.signal, archive, winnerIsLocal ? 'peer' : 'local');
           report.conflictResolution.bytes = totalBytes(p.conflicts);
@@ -205,12 +204,15 @@ export class Merge extends EventEmitter {
     return this.opts.onConflict === 'prefer-peer' ? [...union(mine, p.conflicts)] : mine;
   }
 
-  /** Online prefer-local: the peer's side of each conflict goes to the archive; DRBD's resync overwrites it later. */
-  private async archiveOnly(conflicts: Extent[], archive: Archive): Promise<number> {
-    const peer = await this.peer.info();
+  /**
+   * Online prefer-local: the peer's side of each conflict goes to the archive; DRBD's resync
+   * overwrites it later. Saved with the merge's identity, as transfer() saves, so that
+   * restore-archive sees one merge and not a folder mixing entries with and without identity.
+   */
+  private async archiveOnly(p: Plan, conflicts: Extent[], archive: Archive): Promise<number> {
     let n = 0;
     for (const batch of batches(conflicts, this.opts.batchBytes ?? 8 << 20)) {
-      archive.save({ side: 'peer', host: peer.hostname, device: peer.path }, batch, await this.peer.read(batch));
+      archive.save({ side: 'peer', host: p.peer.host, device: p.peer.path, merge: this.identity }, batch, await this.peer.read(batch));
       n += totalBytes(batch);
       this.emit('progress', { phase: 'conflicts', doneBytes: n, totalBytes: totalBytes(conflicts) });
     }

@@ -12,6 +12,7 @@ import type { Extent } from '../../lib/device/extent';
 import { nb } from '../../lib/drbd/native';
 import { LocalEndpoint } from '../../lib/resync/local-endpoint';
 import { Merge, MergeOptions } from '../../lib/resync/merge';
+import { archiveMerges } from '../../lib/resync/restore';
 import { checkOnlineWrites, lvmLabelSector } from '../../lib/resync/online-gate';
 import { RoleWatch, checkSurvivor } from '../../lib/resync/online';
 import { dump } from '../../scripts/drbdmeta';
@@ -110,6 +111,9 @@ describe('online merge (live survivor on loop devices)', function () {
     assert.equal(r.movedToLocalBytes, 4096);
     assert.ok(readRange(p.local, 0, p.dataSize).equals(overlay(p.before.local, p.before.peer, [b[1]])), 'only the undisputed block came here');
     assert.ok(readRange(p.peer, 0, p.dataSize).equals(p.before.peer), 'the peer is left to DRBD\'s resync');
+    const merges = archiveMerges(archive);
+    assert.equal(merges.length, 1);
+    assert.ok(merges[0].id, 'the archived conflict carries the merge identity, so restore-archive can restore it');
   });
 
   it('refuses without --no-lvm, and any LVM physical volume even with it, before writing anything', async () => {
