@@ -275,6 +275,7 @@ struct Device {
 bool GatherInto(Device& d, uint8_t* buf, SysError* err) {
   size_t pos = 0;
   sys::Err e;
+  PooledBuffer bounce;  // one for all unaligned extents, as in ScatterFrom: Get() reuses it
   for (const Extent& x : d.x) {
     size_t got = 0;
     // The read may run up to one sector past the extent; the next one overwrites it.
@@ -285,7 +286,6 @@ bool GatherInto(Device& d, uint8_t* buf, SysError* err) {
         return false;
       }
     } else {
-      PooledBuffer bounce;
       if (!bounce.Get(sys::AlignUp(x.len, sys::kAlign))) { err->Set(ENOMEM, "posix_memalign"); return false; }
       if (!sys::PreadFull(d.fd, bounce.data(), sys::AlignUp(x.len, sys::kAlign), x.off, &got, &e)) {
         err->Set(e.code, e.syscall);

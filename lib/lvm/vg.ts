@@ -2,7 +2,7 @@
 // and the byte ranges of this PV each top-level LV owns. LV-to-LV areas
 // (mirror legs, raid images, pvmove, snapshot COW, pool sub-LVs) are resolved
 // down to physical extents and credited to the top-level LV they serve.
-import type { Extent } from '../device/extent';
+import { Extent, subtract } from '../device/extent';
 import { badLvm, raw } from './errors';
 import type { ConfigSection, ConfigValue } from './text';
 import type { LogicalVolume, SegmentType, VolumeGroup } from './types';
@@ -336,13 +336,7 @@ export function buildVg(root: ConfigSection, pvUuid: string, deviceSize: number,
   const { perLv, used } = tile(resolvePieces(lvs, top, me, f), top, me, f);
 
   const bytes = ([pe, count]: [number, number]): Extent => [me.peStart + pe * extentSize, count * extentSize];
-  const unallocated: Extent[] = [];
-  let at = 0;
-  for (const [pe, count] of used) {
-    if (pe > at) unallocated.push(bytes([at, pe - at]));
-    at = pe + count;
-  }
-  if (at < me.peCount) unallocated.push(bytes([at, me.peCount - at]));
+  const unallocated = [...subtract(me.peCount > 0 ? [[0, me.peCount]] : [], used)].map(([pe, n]) => bytes([pe, n]));
 
   const out: LogicalVolume[] = top.map((lv, i) => ({
     name: lv.name,

@@ -216,10 +216,7 @@ export class BulkStream {
       // A failed record leaves both sides out of step: the stream is done for.
       const err = wrap(e, this.label);
       this.broken ??= err;
-      if (!this.closed) {
-        this.closed = true;
-        nb.shutdown(this.fd);
-      }
+      this.close(); // shuts the socket down; the fd is released below once no call is in flight
       throw err;
     } finally {
       this.inFlight--;
