@@ -7,7 +7,7 @@
 import { Extent, intersect, normalize, subtract, totalBytes, union } from '../device/extent';
 import type { LogicalVolume, LvmView, MetadataComparison, OvirtRole } from '../lvm/types';
 import type { Endpoint } from '../transport/endpoint';
-import { hashBothSides } from './plan';
+import { compareOverlap, hashBothSides, push } from './plan';
 
 export type Side = 'local' | 'peer';
 export type LvVerdict = 'unchanged' | 'local-only' | 'peer-only' | 'both';
@@ -137,12 +137,6 @@ export function* attribute(extents: Iterable<Extent>, regions: Region[]): Genera
   }
 }
 
-function push(list: Extent[], off: number, len: number): void {
-  const last = list[list.length - 1];
-  if (last && last[0] + last[1] === off) list[list.length - 1] = [last[0], last[1] + len];
-  else list.push([off, len]);
-}
-
 function pushTo(map: Map<string, Extent[]>, key: string, off: number, len: number): void {
   let l = map.get(key);
   if (!l) map.set(key, (l = []));
@@ -198,20 +192,6 @@ async function anyDiffers(ctx: LvmPlanContext, extents: Extent[], blockSize: num
     if (!local.digests.equals(peer.digests)) return true;
   }
   return false;
-}
-
-/** Only the blocks whose bytes differ between the nodes. */
-async function differing(ctx: LvmPlanContext, extents: Extent[], blockSize: number): Promise<Extent[]> {
-  const out: Extent[] = [];
-  for await (const { batch, local, peer } of hashBothSides(ctx.local, ctx.peer, extents, blockSize, { signal: ctx.signal })) {
-    let i = 0;
-    for (const [off, len] of batch) {
-      for (let pos = off; pos < off + len; pos += blockSize, i++) {
-        if (local.digests.compare(peer.digests, i * 16, i * 16 + 16, i * 16, i * 16 + 16) !== 0) push(out, pos, Math.min(blockSize, off + len - pos));
-      }
-    }
-  }
-  return out;
 }
 
 const ZERO_SECTOR = Buffer.alloc(SECTOR);
@@ -336,7 +316,7 @@ export async function planLvm(input: LvmPlanInput, ctx: LvmPlanContext, res: Lvm
   if (governing) {
     const loser = other(governing);
     // The loser's metadata blocks that already hold the winner's bytes (LVM rewrites unchanged sectors) need no archive.
-    const same = [...subtract(metaChanges[loser], await differing(ctx, metaChanges[loser], blockSize))];
+    const { identical: same } = await compareOverlap(ctx.local, ctx.peer, metaChanges[loser], blockSize, { signal: ctx.signal });
     wholeFrom(governing, metaChanges[governing], metaChanges[loser], same);
     if (cmp.changedOn === 'local' || cmp.changedOn === 'peer') {
       out.notes.push(`LVM metadata changed on the ${cmp.changedOn} node only (seqno ${cmp.common?.seqno ?? '?'} → ${cmp[cmp.changedOn].seqno}): its metadata goes to the other node`);

@@ -233,7 +233,8 @@ export async function compareOverlap(local: Endpoint, peer: Endpoint, overlap: E
   return { identical, conflicts };
 }
 
-function push(list: Extent[], off: number, len: number): void {
+/** Appends [off, len] to a sorted list, joining it to the last extent when they touch. */
+export function push(list: Extent[], off: number, len: number): void {
   const last = list[list.length - 1];
   if (last && last[0] + last[1] === off) list[list.length - 1] = [last[0], last[1] + len];
   else list.push([off, len]);
