@@ -11,6 +11,7 @@ else
 fi
 
 # Modules the guest loads, in this order after their dependencies.
-LAB_MODULES="virtio_pci virtio_blk virtio_net 9pnet_virtio 9p crc32c_generic libcrc32c lru_cache drbd"
+# dm_mod: LVM on the DRBD device (linear and striped targets are built into it).
+LAB_MODULES="virtio_pci virtio_blk virtio_net 9pnet_virtio 9p crc32c_generic libcrc32c lru_cache drbd dm_mod"
 
 die() { echo "drbd-lab: $*" >&2; exit 1; }

@@ -9,7 +9,9 @@ pkg="${DRBD_LAB_KERNEL_PKG:-$(apt-cache depends linux-image-amd64 2>/dev/null | 
 [ -n "$pkg" ] || die "cannot find the kernel package behind linux-image-amd64 (run apt-get update?)"
 ver="$(apt-cache show --no-all-versions "$pkg" | awk '/^Version:/ {print $2; exit}')"
 [ -n "$ver" ] || die "apt knows no version of $pkg"
-dest="$LAB_CACHE/kernel/${pkg}_${ver}"
+# Keyed by the module list too: a cache made for fewer modules would lack the new ones.
+mods="$(echo "$LAB_MODULES" | sha256sum | cut -c1-8)"
+dest="$LAB_CACHE/kernel/${pkg}_${ver}_${mods}"
 if [ -f "$dest/modules.order" ]; then echo "$dest"; exit 0; fi
 
 command -v depmod >/dev/null || die "depmod not found (install kmod)"

@@ -60,6 +60,8 @@ export interface Write {
   tag: string;
   offset: number;
   length: number;
+  /** Where the write goes (default /dev/drbd0; an LV's node for writes inside an LV, offset relative to it). */
+  dev?: string;
 }
 
 export function contentOf(w: Pick<Write, 'tag' | 'length'>): Buffer {
@@ -70,16 +72,19 @@ export function contentOf(w: Pick<Write, 'tag' | 'length'>): Buffer {
 
 export const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
-/** Makes the writes on their nodes (direct I/O through DRBD), each node's in order. */
-export async function writeAll(writes: Write[]): Promise<void> {
+/**
+ * Makes the writes on their nodes (direct I/O through DRBD), each node's in
+ * order; `wrap` turns each node's script into the one it runs (e.g. with its VG active).
+ */
+export async function writeAll(writes: Write[], wrap: (script: string) => string = (s) => s): Promise<void> {
   const byNode = new Map<Guest, Write[]>();
   for (const w of writes) byNode.set(w.node, [...(byNode.get(w.node) ?? []), w]);
   await Promise.all([...byNode].map(([g, ws]) => {
     const lines = ws.map((w) => {
       fs.writeFileSync(g.hostPath(`w-${w.tag}.bin`), contentOf(w));
-      return ddWrite(g.guestPath(`w-${w.tag}.bin`), w.offset);
+      return ddWrite(g.guestPath(`w-${w.tag}.bin`), w.offset, w.dev);
     });
-    return g.ok(lines.join(' && '));
+    return g.ok(wrap(lines.join(' && ')));
   }));
 }
 

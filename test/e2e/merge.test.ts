@@ -10,13 +10,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Lab } from '../../scripts/drbd-lab/lab';
 import {
-  BACKING, DrbdState, RESOURCE, configure, down, drbdadm, procDrbd, resetToSynced, splitBrain, up, waitState, waitSynced,
+  BACKING, DRBD_DEVICE, DrbdState, RESOURCE, configure, down, drbdadm, procDrbd, resetToSynced, splitBrain, up, waitState, waitSynced,
 } from '../../scripts/drbd-lab/drbd';
 import type { GenerationUuids } from '../../lib/plan/classify';
 import {
   CLI, MiB, Write, connectLogs, contentOf, copyDisk, describeCli, expectKernelAgrees, expectNothingResynced, expectWritesOnBoth,
-  fileSha256, guestCli, hashesOn, hostCli, inspectUuids, markBoth, sha256, sharedLab, skipWithoutLab, withHostLoops, writeAll,
+  fileSha256, guestCli, hashesOn, hostCli, inspectUuids, markBoth, readingDrbd, sha256, sharedLab, skipWithoutLab, withHostLoops, writeAll,
 } from './lab-helpers';
+import { configureLvm, lvHashScript, lvPath, lvm, parseLvHashes, withVgActive } from '../../scripts/drbd-lab/lvm';
 
 const timings: Array<[string, number]> = [];
 const comparison: string[] = [];
@@ -361,6 +362,60 @@ describe('e2e: drbd-bisync against two DRBD 8.4 nodes under qemu', function () {
     const [la] = await expectKernelAgrees(l, started.mark, uuids);
     await upAndExpectSynced(l, writes, undefined, started);
     comparison.push(`outage with a second generation on the writer, drbd-bisync: ${outcome}; DRBD: ${la.handshakes[0].line.replace(/^.*uuid_compare/, 'uuid_compare')}`);
+  });
+
+  scenario('8. LVM on /dev/drbd0: each node wrote its own LV and nodeb one block of nodea\'s; plan names that LV, merge refuses, --lv vmA=local merges', async (l) => {
+    const vg = 'vglab';
+    const lvs = ['vmA', 'vmB', 'vmC'];
+    configureLvm(l);
+    // The VG is made while both nodes are connected, so DRBD gives nodeb the same one.
+    await l.a.ok([drbdadm(`primary ${RESOURCE}`), lvm(`pvcreate -q ${DRBD_DEVICE}`), lvm(`vgcreate -q -s 1m ${vg} ${DRBD_DEVICE}`),
+      ...lvs.map((lv) => lvm(`lvcreate -q -L ${lv === 'vmC' ? 4 : 8}m -n ${lv} ${vg}`)), lvm(`vgchange -q -an ${vg}`), drbdadm(`secondary ${RESOURCE}`)].join(' && '));
+    await splitBrain(l);
+    // nodea runs VM A, nodeb VM B; VM A also ran on nodeb for a while (an HA restart) and wrote one block.
+    const writes: Write[] = [
+      { node: l.a, tag: 's8-a1', dev: lvPath(vg, 'vmA'), offset: 0, length: 64 * 1024 },
+      { node: l.a, tag: 's8-a2', dev: lvPath(vg, 'vmA'), offset: 4 * MiB, length: 4096 },
+      { node: l.b, tag: 's8-b1', dev: lvPath(vg, 'vmB'), offset: 1 * MiB, length: 128 * 1024 },
+      { node: l.b, tag: 's8-b2', dev: lvPath(vg, 'vmA'), offset: 2 * MiB, length: 4096 },
+    ];
+    await writeAll(writes, (script) => withVgActive(vg, script));
+    const [onA, onB] = await Promise.all(l.nodes.map(async (g) => parseLvHashes(lvs, await g.ok(withVgActive(vg, lvHashScript(vg, lvs))))));
+    assert.notEqual(onB.vmA, onA.vmA, 'both nodes wrote vmA');
+    assert.equal(onB.vmC, onA.vmC, 'nobody wrote vmC');
+    // The chosen winner for vmA is nodea; vmB is only nodeb's.
+    const expected = { vmA: onA.vmA, vmB: onB.vmB, vmC: onA.vmC };
+    await Promise.all(l.nodes.map((g) => down(g)));
+
+    const before = l.nodes.map((g) => fileSha256(g.disk));
+    const merged = await withHostLoops(l, (devA, devB): Merged => {
+      const p = hostCli(['plan', '--device', devA, '--peer-device', devB, '--json']);
+      assert.equal(p.status, 1, describeCli(p));
+      assert.equal(p.json.lvm?.vg?.name, vg, describeCli(p));
+      assert.deepEqual(p.json.lvm.lvConflicts, ['vmA'], describeCli(p));
+      assert.deepEqual(Object.fromEntries(p.json.lvm.lvs.map((lv: any) => [lv.name, lv.verdict])), { vmA: 'both', vmB: 'peer-only', vmC: 'unchanged' });
+      assert.equal(p.json.conflictBytes, 0, 'no block was written on both nodes: only the LV says it is a conflict');
+      const human = hostCli(['plan', '--device', devA, '--peer-device', devB]);
+      assert.match(human.stdout, /vmA/, describeCli(human));
+      assert.match(human.stdout + human.stderr, /--lv/, `the report says how to pick a winner: ${describeCli(human)}`);
+      const refused = hostCli(['merge', '--device', devA, '--peer-device', devB, '--journal', path.join(l.dir, 'journal-s8.json'), '--yes', '--json']);
+      assert.equal(refused.status, 1, describeCli(refused));
+      assert.deepEqual(l.nodes.map((g) => fileSha256(g.disk)), before, 'both disks byte for byte unchanged after the refusal');
+      const m = hostCli(['merge', '--device', devA, '--peer-device', devB, '--lv', 'vmA=local', '--archive', l.a.hostPath('archive-s8'),
+        '--journal', path.join(l.dir, 'journal-s8b.json'), '--yes', '--json']);
+      assert.equal(m.status, 0, describeCli(m));
+      assert.equal(m.json.lvm.lvs.find((lv: any) => lv.name === 'vmA')?.resolution, 'local', describeCli(m));
+      return { finalized: finalizedOf(m), uuids: inspectBoth(devA, devB) };
+    });
+    await upAndExpectSynced(l, [], merged);
+    // On each node in turn: LVM still sees the VG, and every LV holds its chosen writer's version.
+    for (const g of l.nodes) {
+      const out = await readingDrbd(g, withVgActive(vg, `${lvm(`lvs --noheadings -o lv_name ${vg}`)} | tr -d ' ' | sort | paste -sd' '\n${lvHashScript(vg, lvs)}`));
+      const [names, ...hashes] = out.trim().split('\n');
+      assert.equal(names, lvs.join(' '), `lvs on ${g.name}`);
+      assert.deepEqual(parseLvHashes(lvs, hashes.join('\n')), expected, `LV contents on ${g.name} (vmA nodea's, vmB nodeb's, vmC untouched)`);
+    }
+    comparison.push('LVM: an LV written on both nodes in different blocks: plan names it, merge refuses; --lv vmA=local merged, every LV its writer\'s on both, lvs works');
   });
 });
 
