@@ -1,7 +1,7 @@
 // One node's DRBD meta-data: read, report, change set, and crash-safe update.
 import { BlockDevice } from '../device/block-device';
 import { BisyncError, ErrorCode } from '../device/errors';
-import { Extent, checkExtent, normalize, totalBytes, union } from '../device/extent';
+import { Extent, checkExtent, normalize, subtract, totalBytes, union } from '../device/extent';
 import { mdFailpoint } from './failpoint';
 import { AL_EXTENT_SIZE, alByteExtents, initializedAl, readAl, replayAl } from './activity-log';
 import { SlotGeometry, bitRanges, editBitmap, innerBitRanges, scanSlot } from './bitmap';
@@ -161,16 +161,35 @@ export class DrbdMetadata {
    * (DRBD writes a bitmap page out before its extent leaves the AL, so together they cover every write).
    */
   async changeSet(peerNodeId?: number, opts: { live?: boolean } = {}): Promise<Extent[]> {
-    const all: Extent[] = this.dataSize > 0 ? [[0, this.dataSize]] : [];
-    const f = this.sb.flags;
-    const peer = this.sb.format === 'v09' ? this.sb.peers[this.peerOf(peerNodeId, 'change set')] : undefined;
-    if (bit(f, MDF.CRASHED_PRIMARY) && bit(f, MDF.AL_DISABLED)) return all;
-    if (this.sb.format === 'v08' && bit(f, MDF.FULL_SYNC)) return all;
-    if (peer && (peer.bitmapIndex < 0 || bit(peer.flags, MDF_PEER.FULL_SYNC))) return all;
-    const bm: Extent[] = [];
-    for await (const e of this.bitmapExtents(peerNodeId)) bm.push(e);
+    if (this.needsFullSync(peerNodeId)) return this.dataSize > 0 ? [[0, this.dataSize]] : [];
+    const bm = await this.bitmapList(peerNodeId);
     const al = await this.alExtents(opts);
     return al.length ? [...union(bm, al)] : bm;
+  }
+
+  /**
+   * Live: the blocks of hot AL extents that the on-disk bitmap lacks. DRBD may hold
+   * their bits in memory only, so whether this node wrote them is in doubt (the
+   * bitmap's own bits are certain). Empty when the change set is the whole device.
+   */
+  async liveDoubt(peerNodeId?: number): Promise<Extent[]> {
+    if (this.needsFullSync(peerNodeId)) return [];
+    return [...subtract(await this.alExtents({ live: true }), await this.bitmapList(peerNodeId))];
+  }
+
+  /** DRBD itself would sync the whole device with this peer (crashed primary without AL, full-sync flags). */
+  private needsFullSync(peerNodeId?: number): boolean {
+    const f = this.sb.flags;
+    const peer = this.sb.format === 'v09' ? this.sb.peers[this.peerOf(peerNodeId, 'change set')] : undefined;
+    if (bit(f, MDF.CRASHED_PRIMARY) && bit(f, MDF.AL_DISABLED)) return true;
+    if (this.sb.format === 'v08' && bit(f, MDF.FULL_SYNC)) return true;
+    return !!peer && (peer.bitmapIndex < 0 || bit(peer.flags, MDF_PEER.FULL_SYNC));
+  }
+
+  private async bitmapList(peerNodeId?: number): Promise<Extent[]> {
+    const bm: Extent[] = [];
+    for await (const e of this.bitmapExtents(peerNodeId)) bm.push(e);
+    return bm;
   }
 
   private flagsReport(peerFlags: number | undefined): MetadataFlags {

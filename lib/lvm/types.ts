@@ -141,3 +141,6 @@ export interface LvmSource {
   lvm(opts?: { history?: boolean }): Promise<LvmView | null>;
   lvmVersion(seqno: number, checksum: number): Promise<VolumeGroup>;
 }
+
+/** device-mapper's name of an active LV: VG and LV joined by '-', each '-' inside a name doubled. */
+export const dmName = (vg: string, lv: string): string => `${vg.replace(/-/g, '--')}-${lv.replace(/-/g, '--')}`;

@@ -1,10 +1,10 @@
 // The plan of a bidirectional resync: which blocks go which way, which blocks
 // both sides wrote identically, and which are real conflicts.
 import { BisyncError, ErrorCode } from '../device/errors';
-import { Extent, batches, intersect, subtract, totalBytes, union } from '../device/extent';
+import { Extent, batches, intersect, normalize, subtract, totalBytes, union } from '../device/extent';
 import { pipelined } from '../device/pipeline';
 import { compareMetadata, commonVersion, parseDeltaLease } from '../lvm';
-import type { LvmView, VolumeGroup } from '../lvm/types';
+import { LvmView, VolumeGroup, dmName } from '../lvm/types';
 import type { BlockHashes, Endpoint, EndpointInfo } from '../transport/endpoint';
 import { Classification, classify, uuidsOf } from './classify';
 import { LvmDoc, LvmResolutions, planLvm } from './lvm';
@@ -59,13 +59,22 @@ export interface PlanOptions extends LvmResolutions {
   concurrency?: number;
   signal?: AbortSignal;
   onProgress?: (phase: 'overlap', doneBytes: number, totalBytes: number) => void;
+  /**
+   * Online: this node's device-mapper open counts (dm name -> count). With them, the blocks
+   * in doubt of a live survivor (hot activity-log extents) are settled per LV; without them
+   * they all count as this node's.
+   */
+  openCounts?: () => Promise<Map<string, number>>;
 }
 
 export async function plan(local: Endpoint, peer: Endpoint, opts: PlanOptions = {}): Promise<Plan> {
   const [li, pi] = await Promise.all([local.info(), peer.info()]);
   const { dataSize, blockSize } = checkCompatible(li, pi);
   const c = classify(uuidsOf(li.metadata!), uuidsOf(pi.metadata!));
-  const [localChanges, peerChanges] = await Promise.all([local.changeSet(), peer.changeSet()]);
+  let [localChanges, peerChanges] = await Promise.all([local.changeSet(), peer.changeSet()]);
+  const none = { forcedToPeer: [] as Extent[], forcedToLocal: [] as Extent[], forcedToPeerBytes: 0, forcedToLocalBytes: 0, lvm: null, blockers: [] as string[], notes: [] as string[] };
+  const views = c.verdict === 'split-brain' ? await lvmViews(local, peer, opts, none.notes) : null;
+  if (views) localChanges = await settleDoubt(local, localChanges, views.local, opts, none.notes);
   const base = {
     ...c,
     dataSize,
@@ -75,12 +84,10 @@ export async function plan(local: Endpoint, peer: Endpoint, opts: PlanOptions = 
     localChanges,
     peerChanges,
   };
-  const none = { forcedToPeer: [] as Extent[], forcedToLocal: [] as Extent[], forcedToPeerBytes: 0, forcedToLocalBytes: 0, lvm: null, blockers: [] as string[], notes: [] as string[] };
   if (c.verdict !== 'split-brain') return { ...base, ...none, ...oneWay(c, dataSize, localChanges, peerChanges) };
 
   const overlap = [...intersect(localChanges, peerChanges)];
   const { identical, conflicts } = await compareOverlap(local, peer, overlap, blockSize, opts);
-  const views = await lvmViews(local, peer, opts, none.notes);
   if (views) {
     const comparison = compareMetadata(views.local, views.peer, await ancestor(local, views, none.notes));
     const l = await planLvm(
@@ -137,6 +144,35 @@ async function lvmViews(local: Endpoint, peer: Endpoint, opts: PlanOptions, note
   if (!l || !p) notes.push(`warning: only the ${l ? 'local' : 'peer'} device holds an LVM2 PV: planned in plain block mode`);
   else if (plain) notes.push(`warning: the nodes hold different LVM2 PVs or VGs (${l.pv.uuid}/${l.vg.name} vs ${p.pv.uuid}/${p.vg.name}): planned in plain block mode`);
   return plain ? null : { local: l!, peer: p! };
+}
+
+/**
+ * Online, this node's change set is its on-disk bitmap (certain) plus the live activity
+ * log's hot 4 MiB extents (in doubt: DRBD writes a bitmap page out only when its extent
+ * leaves the AL). Doubt is settled by facts only: an LV that is not open here and in which
+ * the bitmap shows no write of this node is taken as unwritten here, so its blocks in doubt
+ * leave this node's change set (what the peer wrote there is the peer's). Doubt in an open
+ * LV, in an LV the bitmap shows written, in the metadata region or in free space stays this
+ * node's, and the usual rules make a conflict of it where the peer wrote different bytes.
+ */
+async function settleDoubt(local: Endpoint, changes: Extent[], view: LvmView, opts: PlanOptions, notes: string[]): Promise<Extent[]> {
+  const doubt = (await local.doubtfulChanges?.()) ?? [];
+  if (!doubt.length || !opts.openCounts) return changes;
+  const open = await opts.openCounts();
+  const certain = [...subtract(changes, doubt)];
+  const released: Extent[] = [];
+  const names: string[] = [];
+  for (const lv of view.vg.lvs) {
+    if ((open.get(dmName(view.vg.name, lv.name)) ?? 0) > 0 || totalBytes(intersect(certain, lv.extents)) > 0) continue;
+    const inLv = [...intersect(doubt, lv.extents)];
+    if (!inLv.length) continue;
+    released.push(...inLv);
+    names.push(lv.name);
+  }
+  if (!released.length) return changes;
+  const settled = normalize(released);
+  notes.push(`${totalBytes(settled)} bytes in this node's hot activity-log extents (not in its bitmap) lie in LVs that are not open here and that its bitmap shows unwritten (${names.join(', ')}): counted as unchanged here`);
+  return [...subtract(changes, settled)];
 }
 
 /** The VG both nodes last agreed on, read from this node's ring; null when no ring holds one any more. */

@@ -114,6 +114,10 @@ export class LocalEndpoint implements Endpoint {
     return this.metadata.changeSet(opts.peerNodeId, { live: this.live });
   }
 
+  async doubtfulChanges(): Promise<Extent[]> {
+    return this.live ? this.metadata.liveDoubt() : [];
+  }
+
   async hash(extents: Extent[], blockSize: number): Promise<BlockHashes> {
     const digests: Buffer[] = [];
     const zero: Buffer[] = [];

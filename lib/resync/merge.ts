@@ -50,6 +50,8 @@ export interface MergeOptions extends LvmResolutions {
    * is written (also in a dry run); throwing refuses the merge. The online mode's safety gate.
    */
   beforeLocalWrites?: (p: Plan, extents: Extent[]) => Promise<void> | void;
+  /** Online: this node's device-mapper open counts, to settle the live survivor's blocks in doubt per LV (see plan()). */
+  openCounts?: () => Promise<Map<string, number>>;
 }
 
 export interface MergeProgress {
@@ -101,6 +103,7 @@ export class Merge extends EventEmitter {
       vgMetadataWinner: this.opts.vgMetadataWinner,
       dropLvs: this.opts.dropLvs,
       lvm: this.opts.lvm,
+      openCounts: this.opts.openCounts,
       signal: this.opts.signal,
       onProgress: (_phase, done, total) => this.emit('progress', { phase: 'plan', doneBytes: done, totalBytes: total }),
     });

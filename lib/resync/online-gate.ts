@@ -9,14 +9,13 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { BisyncError, ErrorCode } from '../device/errors';
 import { Extent, intersect, totalBytes } from '../device/extent';
-import type { LvmView } from '../lvm/types';
+import { LvmView, dmName } from '../lvm/types';
 import type { LvmDoc } from '../plan/lvm';
 import type { Endpoint } from '../transport/endpoint';
 
 const exec = promisify(execFile);
 
-/** device-mapper's name of an LV: VG and LV joined by '-', each '-' inside a name doubled. */
-export const dmName = (vg: string, lv: string): string => `${vg.replace(/-/g, '--')}-${lv.replace(/-/g, '--')}`;
+export { dmName };
 
 /** Every device-mapper device on this host and its open count, from `dmsetup info -c`. */
 export async function dmOpenCounts(): Promise<Map<string, number>> {

@@ -25,6 +25,11 @@ export interface Endpoint extends LvmSource {
   info(): Promise<EndpointInfo>;
   /** The blocks this node changed since the split: bitmap, plus AL extents when unclean; whole device when full-sync. */
   changeSet(opts?: { peerNodeId?: number }): Promise<Extent[]>;
+  /**
+   * Only a live endpoint (the online survivor) has any: the part of changeSet() that comes from
+   * hot activity-log extents and not from the on-disk bitmap, so this node may or may not have written it.
+   */
+  doubtfulChanges?(): Promise<Extent[]>;
   hash(extents: Extent[], blockSize: number): Promise<BlockHashes>;
   read(extents: Extent[]): Promise<Buffer>;
   write(extents: Extent[], data: Buffer): Promise<void>;

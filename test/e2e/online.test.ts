@@ -5,41 +5,25 @@
 // resync brings it UpToDate, eliminating nodeb's own blocks by checksum.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { Lab, labUnavailable, prepareLab } from '../../scripts/drbd-lab/lab';
+import type { Lab } from '../../scripts/drbd-lab/lab';
 import { DRBD_DEVICE, RESOURCE, configure, drbdadm, resetToSynced, splitBrain, waitSynced } from '../../scripts/drbd-lab/drbd';
-import { CLI, MiB, Write, copyDisk, describeCli, expectWritesOnBoth, fileSha256, guestCli, writeAll } from './lab-helpers';
+import { CLI, MiB, Write, copyDisk, describeCli, expectWritesOnBoth, fileSha256, guestCli, readingDrbd, sharedLab, skipWithoutLab, writeAll } from './lab-helpers';
+import { configureLvm, lvHashScript, lvPath, lvm, parseLvHashes, withVgActive } from '../../scripts/drbd-lab/lvm';
 
 const CONF = '/run/lab/r0.conf';
 const PSK = 'cd'.repeat(32);
 
 describe('e2e: online merge on two DRBD 8.4 nodes (the survivor stays Primary)', function () {
   let lab: Lab | undefined;
-  let unavailable: string | undefined;
 
   before(async function () {
-    unavailable = labUnavailable();
-    if (!unavailable && !fs.existsSync(CLI)) unavailable = `needs the build (${path.relative(process.cwd(), CLI)}; run npm run build)`;
-    if (unavailable) return;
-    try {
-      prepareLab();
-    } catch (e) {
-      unavailable = `kernel unavailable: ${(e as Error).message}`;
-      return;
-    }
-    lab = await Lab.create();
-    await lab.boot();
+    skipWithoutLab(this);
+    lab = await sharedLab(); // the same two guests as the merge suite: one boot per run
     await configure(lab);
   });
 
-  after(async () => lab?.close());
-
   function scenario(title: string, body: (l: Lab) => Promise<void>): void {
     it(title, async function () {
-      if (unavailable) {
-        this.test!.title += ` (pending: ${unavailable})`;
-        this.skip();
-      }
       await resetToSynced(lab!, copyDisk);
       await body(lab!);
     });
@@ -120,5 +104,63 @@ describe('e2e: online merge on two DRBD 8.4 nodes (the survivor stays Primary)',
     assert.deepEqual(await roleChanges(l), rolesBefore, 'nodea\'s kernel log shows no role change');
     await l.a.ok(drbdadm(`secondary ${RESOURCE}`));
     await expectWritesOnBoth(l, writes, true);
+  });
+
+  scenario('LVM on /dev/drbd0: nodeb changed an LV open on nodea: refused with nothing written (nodea\'s activity-log doubt settled per LV); --lv vmA=local keeps nodea\'s version online', async (l) => {
+    const vg = 'vgon';
+    const lvs = ['vmA', 'vmB'];
+    configureLvm(l);
+    await l.a.ok([drbdadm(`primary ${RESOURCE}`), lvm(`pvcreate -q ${DRBD_DEVICE}`), lvm(`vgcreate -q -s 1m ${vg} ${DRBD_DEVICE}`),
+      ...lvs.map((lv) => lvm(`lvcreate -q -L 8m -n ${lv} ${vg}`)), lvm(`vgchange -q -an ${vg}`), drbdadm(`secondary ${RESOURCE}`)].join(' && '));
+    await splitBrain(l);
+    // nodea runs VM A: vmA active and held open throughout, as the VM's qemu would hold it.
+    await l.a.ok(lvm(`vgchange -q -ay ${vg}`));
+    const holdStop = l.a.hostPath('hold-stop');
+    fs.rmSync(holdStop, { force: true });
+    const hold = l.a.start(`exec 3<${lvPath(vg, 'vmA')}; while [ ! -f /run/lab/hold-stop ]; do sleep 0.2; done`);
+    const writes: Write[] = [
+      { node: l.a, tag: 'onl-a1', dev: lvPath(vg, 'vmA'), offset: 0, length: 64 * 1024 },
+      { node: l.b, tag: 'onl-b1', dev: lvPath(vg, 'vmB'), offset: 1 * MiB, length: 128 * 1024 },
+      { node: l.b, tag: 'onl-b2', dev: lvPath(vg, 'vmA'), offset: 2 * MiB, length: 4096 }, // VM A also ran on nodeb for a while
+    ];
+    await writeAll(writes.filter((w) => w.node === l.a));
+    await writeAll(writes.filter((w) => w.node === l.b), (script) => withVgActive(vg, script));
+    const onA = parseLvHashes(lvs, await l.a.ok(lvHashScript(vg, lvs)));
+    const onB = parseLvHashes(lvs, await l.b.ok(withVgActive(vg, lvHashScript(vg, lvs))));
+    assert.notEqual(onB.vmA, onA.vmA, 'both nodes wrote vmA');
+    const expected = { vmA: onA.vmA, vmB: onB.vmB };
+    await l.b.ok(drbdadm(`down ${RESOURCE}`));
+    for (const g of l.nodes) fs.writeFileSync(g.hostPath('psk'), PSK, { mode: 0o600 });
+    const serve = l.b.start(`exec node ${CLI} serve --resource ${RESOURCE} --drbd-config ${CONF} --listen ${l.b.ip}:7790 --psk-file /run/lab/psk`);
+    await l.b.waitOutput(serve, /serving /);
+    const base = ['merge', '--online', '--resource', RESOURCE, '--drbd-config', CONF, '--peer', `${l.b.ip}:7790`, '--psk-file', '/run/lab/psk',
+      '--journal', '/run/lab/journal-online-lvm.json', '--yes', '--json'];
+
+    const diskA = fileSha256(l.a.disk);
+    const refused = await guestCli(l.a, base);
+    assert.equal(refused.status, 1, describeCli(refused));
+    // vmA is open here, so its blocks in nodea's activity log are nodea's: both nodes changed it. vmB is
+    // not open and nodea's bitmap shows no write in it: its blocks in doubt are settled as nodeb's.
+    const why = `${refused.json?.error?.message ?? refused.json?.message ?? ''} ${refused.json?.error?.hint ?? ''}`;
+    assert.match(why, /\bvmA\b/, describeCli(refused));
+    assert.doesNotMatch(why, /\bvmB\b/, describeCli(refused));
+    assert.match(why, /--lv NAME=local/, describeCli(refused));
+    assert.equal(fileSha256(l.a.disk), diskA, 'nodea\'s disk byte for byte unchanged by the refusal');
+
+    const m = await guestCli(l.a, [...base, '--lv', 'vmA=local', '--archive', '/run/lab/archive-online-lvm']);
+    assert.equal(m.status, 0, describeCli(m));
+    const served = await l.b.wait(serve, 300_000);
+    assert.equal(served.rc, 0, `serve: ${served.out}`);
+    const h = m.json.handback;
+    assert.deepEqual(h.final, { connection: 'Connected', disk: 'UpToDate', peerDisk: 'UpToDate', outOfSyncBytes: 0 });
+    assert.equal(h.survivorStayedPrimary, true, JSON.stringify(h.rolesSeen));
+    assert.equal(m.json.movedToLocalBytes, 128 * 1024, 'only vmB\'s changes were copied into nodea (vmA is nodea\'s)');
+    // nodea, still Primary with vmA open, and then nodeb: vmA is nodea's version, vmB nodeb's.
+    assert.deepEqual(parseLvHashes(lvs, await l.a.ok(lvHashScript(vg, lvs))), expected, 'LV contents on nodea after the hand-back');
+    fs.writeFileSync(holdStop, '');
+    assert.equal((await l.a.wait(hold, 60_000)).rc, 0);
+    await l.a.ok(`${lvm(`vgchange -q -an ${vg}`)} && ${drbdadm(`secondary ${RESOURCE}`)}`);
+    await waitSynced(l);
+    assert.deepEqual(parseLvHashes(lvs, await readingDrbd(l.b, withVgActive(vg, lvHashScript(vg, lvs)))), expected, 'LV contents on nodeb');
   });
 });

@@ -7,9 +7,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LocalEndpoint } from '../../lib/resync/local-endpoint';
 import { Merge, MergeOptions } from '../../lib/resync/merge';
+import { plan as makePlan } from '../../lib/plan/plan';
 import { checkOnlineWrites, dmName, parseDmInfo } from '../../lib/resync/online-gate';
 import { requires, tmpDir } from '../helpers/env';
 import { LvmPair } from '../helpers/lvm-pair';
+import { markAlHot } from '../helpers/al';
 
 const MiB = 1 << 20;
 const SIZE = 128 * MiB;
@@ -37,6 +39,7 @@ describe('online merge with LVM (live survivor; LVs open on it)', function () {
       const r = await new Merge(local, peer, {
         journal: path.join(dir, 'journal.json'),
         online: true,
+        openCounts: async () => table,
         beforeLocalWrites: async (pl, extents) => void notes.push(...await checkOnlineWrites(local, peer, pl.lvm, extents, { noLvm: false, openCounts: async () => table })),
         ...opts,
       }).run();
@@ -124,6 +127,55 @@ describe('online merge with LVM (live survivor; LVs open on it)', function () {
     p.lvm('peer', 'lvextend', '-y', '-L', '+8m', `${p.vg}/vmB`);
     await p.split();
     await assert.rejects(online(p, { vmB: 0 }), /changes LV\(s\) active on this node: vmB \(moved or resized\)/);
+  });
+
+  it('settles the live activity log\'s blocks in doubt per LV: the peer\'s where the LV is not open here and its bitmap shows no write here', async () => {
+    const setup = async (localWritesVmB: boolean) => {
+      const pair = await LvmPair.open(SIZE);
+      await pair.create([], [], [['vmA', '16m'], ['vmB', '16m']]);
+      await pair.writeLv('peer', 'vmA', 1 * MiB, Buffer.alloc(4096, 0xa2)); // VM A also ran on the peer for a while
+      await pair.writeLv('peer', 'vmB', 4096, Buffer.alloc(8192, 0xb1));
+      if (localWritesVmB) await pair.writeLv('local', 'vmB', 12 * MiB, Buffer.alloc(4096, 0xb9));
+      await pair.split();
+      // This node's AL is hot over the 4 MiB extents of both peer writes: its bitmap does not say it wrote there.
+      const at = async (lv: string, off: number) => Math.floor(((await pair.extentsOf('local', lv))[0][0] + off) / (4 * MiB));
+      markAlHot(pair.local, [await at('vmA', 1 * MiB), await at('vmB', 4096)]);
+      return pair;
+    };
+    const lv = (r: { plan: unknown }, name: string) => (r.plan as any).lvm.lvs.find((x: any) => x.name === name);
+
+    // vmA open here: its doubt stays this node's, so the peer's write there makes vmA a conflict; vmB is the peer's.
+    p = await setup(false);
+    const before = p.data('local');
+    const { r: refused } = await online(p, { vmA: 1, vmB: 0 });
+    assert.equal(refused.outcome, 'conflicts', refused.message);
+    assert.deepEqual((refused.plan as any).lvm.lvConflicts, ['vmA']);
+    assert.equal(lv(refused, 'vmB').verdict, 'peer-only');
+    assert.match((refused.plan as any).notes.join('\n'), /hot activity-log extents .* \(vmB\): counted as unchanged here/);
+    assert.ok(p.data('local').equals(before), 'nothing written on the refusal');
+    // Without the open counts (no facts) every block in doubt is this node's: both LVs conflict.
+    const local = await LocalEndpoint.open(p.local, { live: { drbdDevice: p.local } });
+    const peer = await LocalEndpoint.open(p.peer);
+    try {
+      const noFacts = await makePlan(local, peer);
+      assert.deepEqual(noFacts.lvm?.lvConflicts, ['vmA', 'vmB']);
+    } finally {
+      await Promise.all([local.close(), peer.close()]);
+    }
+    // Neither open: both are the peer's and are copied here.
+    const wantA = await p.readLv('peer', 'vmA');
+    const wantB = await p.readLv('peer', 'vmB');
+    const { r } = await online(p, { vmA: 0, vmB: 0 });
+    assert.equal(r.outcome, 'merged', r.message);
+    assert.ok((await p.readLv('local', 'vmA')).equals(wantA));
+    assert.ok((await p.readLv('local', 'vmB')).equals(wantB));
+    p.close();
+
+    // vmB not open, but this node's bitmap shows a write in it: its doubt stays this node's, a conflict.
+    p = await setup(true);
+    const { r: mine } = await online(p, { vmA: 0, vmB: 0 });
+    assert.equal(mine.outcome, 'conflicts', mine.message);
+    assert.deepEqual((mine.plan as any).lvm.lvConflicts, ['vmB']);
   });
 
   it('parses dmsetup\'s open counts (names with dashes doubled)', () => {

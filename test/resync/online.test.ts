@@ -9,14 +9,13 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Extent } from '../../lib/device/extent';
-import { nb } from '../../lib/drbd/native';
 import { LocalEndpoint } from '../../lib/resync/local-endpoint';
 import { Merge, MergeOptions } from '../../lib/resync/merge';
 import { archiveMerges } from '../../lib/resync/restore';
 import { checkOnlineWrites, lvmLabelSector } from '../../lib/resync/online-gate';
 import { RoleWatch, checkSurvivor } from '../../lib/resync/online';
-import { dump } from '../../scripts/drbdmeta';
 import { writeAt } from '../drbd/drbdmeta';
+import { markAlHot } from '../helpers/al';
 import { splitBrainStates } from '../../scripts/split-brain';
 import { requires } from '../helpers/env';
 import { Pair, drbdmetaView, overlay, readRange, setupPair } from '../helpers/pair';
@@ -40,15 +39,6 @@ async function online(p: Pair, opts: MergeOptions = {}, gate: { noLvm: boolean }
   } finally {
     await Promise.all([local.close(), peer.close()]);
   }
-}
-
-/** One activity-log transaction on the local node's meta-data naming 4 MiB extent `extent` hot; the meta-data stays clean. */
-function markAlHot(device: string, extent: number): void {
-  const m = dump({ fmt: 'v08', mdDev: device, placement: 'internal' });
-  const blocks = m.alStripes * m.alStripeSize4k;
-  const tr = 5000;
-  const block = nb.alEncode({ trNumber: tr, type: 0, contextSize: 257, contextStart: 0, updates: [[0, extent]], context: Array.from({ length: 919 }, () => 0xffffffff) });
-  writeAt(device, m.alOffset + (tr % blocks) * 4096, block);
 }
 
 const total = (xs: Extent[]): number => xs.reduce((s, e) => s + e[1], 0);
@@ -82,7 +72,7 @@ describe('online merge (live survivor on loop devices)', function () {
   it('counts the live AL\'s hot extents as this node\'s: a peer block there with other bytes is a conflict, with the same bytes none', async () => {
     const b: Extent[] = [[4 * MiB + 8192, 4096], [4 * MiB + 65536, 4096], [16 * MiB, 4096]];
     p = await setupPair(SIZE, { ...splitBrainStates([[20 * MiB, 4096]], b), commonData: true }, { loop: true });
-    markAlHot(p.local, 1); // 4-8 MiB: this node may have written there; its bitmap does not say so
+    markAlHot(p.local, [1]); // 4-8 MiB: this node may have written there; its bitmap does not say so
     // One of the peer's blocks in that extent has the same bytes on this node: no doubt about it.
     writeAt(p.local, b[1][0], readRange(p.peer, b[1][0], 4096));
     const refused = await online(p);
@@ -103,7 +93,7 @@ describe('online merge (live survivor on loop devices)', function () {
   it('prefer-local online archives the peer\'s side of a conflict and writes nothing on either node', async () => {
     const b: Extent[] = [[4 * MiB + 8192, 4096], [16 * MiB, 4096]];
     p = await setupPair(SIZE, { ...splitBrainStates([[20 * MiB, 4096]], b), commonData: true }, { loop: true });
-    markAlHot(p.local, 1);
+    markAlHot(p.local, [1]);
     const archive = path.join(p.dir, 'archive');
     const r = await online(p, { onConflict: 'prefer-local', archive });
     assert.equal(r.outcome, 'merged', r.message);

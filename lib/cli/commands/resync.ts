@@ -6,7 +6,7 @@ import { BisyncError, ErrorCode } from '../../device/errors';
 import { DrbdResource, ResourceVolume, pickVolume, resolveResource } from '../../drbd/resource';
 import { formatCommands, loadedDrbd, runDrbdadm, targetCommands } from '../../drbd/handback';
 import { HandbackReport, RoleWatch, checkSurvivor, handBack, resourceState } from '../../resync/online';
-import { checkOnlineWrites } from '../../resync/online-gate';
+import { checkOnlineWrites, dmOpenCounts } from '../../resync/online-gate';
 import type { HandbackAccepted, HandbackRequest } from '../../transport/protocol';
 import type { RemoteEndpoint } from '../../transport';
 import { Plan, plan, planDocument } from '../../plan/plan';
@@ -206,7 +206,7 @@ export function registerResyncCommands(program: Command): void {
         const pair = await openPair(o, false);
         const bar = progressReporter(!o.json);
         try {
-          const p = await plan(pair.local, pair.peer, { ...lvmResolutions(o), onProgress: (phase, d, t) => bar.onProgress({ phase: 'plan', doneBytes: d, totalBytes: t }) });
+          const p = await plan(pair.local, pair.peer, { ...lvmResolutions(o), openCounts: o.online ? dmOpenCounts : undefined, onProgress: (phase, d, t) => bar.onProgress({ phase: 'plan', doneBytes: d, totalBytes: t }) });
           bar.stop();
           if (o.json) printJson(planDocument(p));
           else printPlan(p);
@@ -254,6 +254,7 @@ export function registerResyncCommands(program: Command): void {
             dryRun: o.dryRun,
             peerLabel: pair.label,
             online: o.online,
+            openCounts: o.online ? dmOpenCounts : undefined,
             beforeLocalWrites: o.online
               ? async (p, extents) => {
                 const notes = await checkOnlineWrites(pair.local, pair.peer, p.lvm, extents, { noLvm: o.lvm === false, users: deviceUsers(pair.volume!.device) });
