@@ -1,6 +1,7 @@
 // DRBD 8.4 operations on the lab's two guests: one resource r0 on /dev/vda with
 // internal meta-data, replicated over the private link. Every check reads the
 // guest's own /proc/drbd.
+import * as fs from 'node:fs';
 import { Guest, Lab } from './lab';
 
 export const RESOURCE = 'r0';
@@ -96,6 +97,11 @@ export async function down(g: Guest): Promise<void> {
  */
 export async function resetToSynced(lab: Lab, copyDisk: (from: string, to: string) => void): Promise<void> {
   await Promise.all(lab.nodes.map((g) => g.sh(drbdadm(`down ${RESOURCE}`))));
+  // Every scenario starts from zeros: an earlier one may have left an LVM PV on the
+  // disk, which changes what a merge does. (up() drops the guests' caches of it.)
+  const size = fs.statSync(lab.a.disk).size;
+  fs.truncateSync(lab.a.disk, 0);
+  fs.truncateSync(lab.a.disk, size);
   copyDisk(lab.a.disk, lab.b.disk);
   await createMd(lab);
   await Promise.all(lab.nodes.map((g) => up(g)));
