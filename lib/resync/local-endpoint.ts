@@ -96,7 +96,11 @@ export class LocalEndpoint implements Endpoint {
     return this.md;
   }
 
-  /** Re-reads the superblock each time: a guard checking UUIDs must see the device, not what open() saw. */
+  /**
+   * Re-reads the superblock each time: a guard checking UUIDs must see the device, not what
+   * open() saw, and the serve agent answers every peer's info request through here. Callers
+   * are the plan and the guards (finalize, online gate); anything else takes what the plan read.
+   */
   async info(): Promise<EndpointInfo> {
     await this.md?.reload();
     const report = this.md ? await this.md.report() : null;
