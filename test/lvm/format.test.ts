@@ -4,6 +4,7 @@
 import { strict as assert } from 'node:assert';
 
 import { lvmCrc } from '../../lib/lvm/crc';
+import { lvmLabelSector } from '../../lib/lvm/label';
 import { compareMetadata, commonVersion, LvmReader, lvmSource, type ReadFn, readLvm, readLvmVersion } from '../../lib/lvm';
 import { parseConfig } from '../../lib/lvm/text';
 import { aliasFromRecord } from '../../lib/lvm/ovirt';
@@ -172,7 +173,16 @@ describe('lvm: synthetic PVs', () => {
       const o = vgOpts();
       const img = pvImage({ deviceSize: o.deviceSize, texts: [vgText(o)], pvUuid: o.pvUuid, labelSector });
       assert.equal((await readLvm(img.read, img.size))!.pv.labelSector, labelSector);
+      assert.equal(lvmLabelSector(await img.read(0, 4096)), labelSector, 'the online gate finds the same sector');
     }
+    const other = Buffer.alloc(2048);
+    other.write('LABELONE', 512, 'latin1');
+    other.write('LVM1 001', 512 + 24, 'latin1');
+    assert.equal(lvmLabelSector(other), undefined, 'a LABELONE sector of another type is no LVM2 label');
+    other.write('LABELONE', 1536, 'latin1');
+    other.write('LVM2 001', 1536 + 24, 'latin1');
+    assert.equal(lvmLabelSector(other), 3);
+    assert.equal(lvmLabelSector(other.subarray(0, 1535)), undefined, 'only whole sectors count');
     const o = vgOpts();
     const img = pvImage({ deviceSize: o.deviceSize, texts: [vgText(o)], pvUuid: o.pvUuid, labelSector: 2 });
     const sector = img.regions.get(1024)!;
