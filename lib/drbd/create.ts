@@ -113,7 +113,7 @@ function encodeNew(sb: Superblock): Buffer {
   return encodeLayout(sb, encodeSuperblock(sb, Buffer.alloc(SUPERBLOCK_SIZE)));
 }
 
-function checkOptions(o: CreateMetadataOptions): { alStripes: number; alStripeSize4k: number; maxPeers: number } {
+function checkOptions(o: Pick<CreateMetadataOptions, 'format' | 'maxPeers' | 'alStripes' | 'alStripeSizeKiB' | 'peerMaxBioSize' | 'sizeBytes' | 'nodeId' | 'peerNodeIds'>): { alStripes: number; alStripeSize4k: number; maxPeers: number } {
   if (typeof o !== 'object' || o === null) throw new TypeError('createMetadata options must be an object');
   if (o.format !== 'v08' && o.format !== 'v09') throw new RangeError(`meta-data format must be 'v08' or 'v09', got ${JSON.stringify(o.format)}`);
   const v09 = o.format === 'v09';
@@ -148,6 +148,18 @@ async function refuseExisting(dev: BlockDevice, mdOffset: number, overwrite: boo
   if (format) {
     throw new BisyncError(ErrorCode.REFUSED, `'${dev.path}' already holds ${format} DRBD meta-data at offset ${mdOffset}`, { hint: 'pass overwrite: true to replace it (its UUIDs and bitmap are lost)' });
   }
+}
+
+/**
+ * The usable size in bytes that new internal meta-data leaves on a device of `deviceSize`
+ * bytes (createMetadata's report.bmOffset), known before anything is written.
+ */
+export function internalDataSize(deviceSize: number, options: Pick<CreateMetadataOptions, 'format' | 'maxPeers' | 'alStripes' | 'alStripeSizeKiB'>): number {
+  const { alStripes, alStripeSize4k, maxPeers } = checkOptions(options);
+  const g = geometry('internal', deviceSize, deviceSize, alStripes * alStripeSize4k * 8, maxPeers, 0);
+  const usable = g.mdOffset + g.bmOffsetSect * 512;
+  if (usable <= 0) throw new RangeError(`a ${deviceSize}-byte device is too small for internal ${options.format} meta-data`);
+  return usable;
 }
 
 /**
