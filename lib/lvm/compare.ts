@@ -1,6 +1,7 @@
 // Two nodes' VGs after a split: which node moved past the newest version both
 // still hold, what each changed since (LVs matched by id, never by name), and
 // which physical extents the two committed VGs give to different owners.
+import { totalBytes } from '../device/extent';
 import type { LogicalVolume, LvmView, MetadataComparison, VgChange, VolumeGroup } from './types';
 
 export interface VersionId {
@@ -26,7 +27,7 @@ export function commonVersion(local: LvmView, peer: LvmView): VersionId | null {
   return best;
 }
 
-const sizeOf = (lv: LogicalVolume): number => lv.size ?? lv.extents.reduce((s, e) => s + e[1], 0);
+const sizeOf = (lv: LogicalVolume): number => lv.size ?? totalBytes(lv.extents);
 const sameTags = (a: string[], b: string[]): boolean => a.length === b.length && [...a].sort().join('\0') === [...b].sort().join('\0');
 
 /**
