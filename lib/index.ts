@@ -60,6 +60,7 @@ export {
   readLvmVersion,
   readLvmFromDevice,
   lvmSource,
+  LvmReader,
   compareMetadata,
   commonVersion,
   parseDeltaLease,

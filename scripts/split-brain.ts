@@ -8,7 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { Extent } from '../lib/device/extent';
-import { createMetadata } from '../lib/drbd/create';
+import { BlockDevice } from '../lib/device/block-device';
+import { createMetadata, internalDataSize } from '../lib/drbd/create';
 import { readMetadataAt } from '../lib/drbd/metadata';
 import { formatUuid } from '../lib/drbd/uuid';
 import type { MetadataFlags } from '../lib/drbd/types';
@@ -108,8 +109,9 @@ function writeRanges(fd: number, ranges: Extent[], data: (len: number) => Buffer
  */
 export async function makePair(localDevice: string, peerDevice: string, spec: PairSpec): Promise<number> {
   const fmt = spec.format ?? 'v08';
-  let dataSize = await createInternal(localDevice, fmt);
-  const peerSize = await createInternal(peerDevice, fmt);
+  // The usable size from the device sizes: restoreMetadata() writes each device's meta-data once.
+  let dataSize = internalDataSize(await deviceSize(localDevice), { format: fmt });
+  const peerSize = internalDataSize(await deviceSize(peerDevice), { format: fmt });
   if (peerSize !== dataSize) throw new Error(`devices differ in usable size: ${dataSize} vs ${peerSize}`);
   if (spec.dataSize !== undefined) {
     if (spec.dataSize > dataSize || spec.dataSize % 512) throw new RangeError(`dataSize must be a sector multiple up to ${dataSize}, got ${spec.dataSize}`);
@@ -122,6 +124,15 @@ export async function makePair(localDevice: string, peerDevice: string, spec: Pa
     await restoreMetadata(device, fmt, nodeId, node, dataSize, [...node.writes, ...identical].sort((a, b) => a[0] - b[0]));
   }
   return dataSize;
+}
+
+async function deviceSize(device: string): Promise<number> {
+  const d = await BlockDevice.open(device, { direct: false });
+  try {
+    return d.size;
+  } finally {
+    await d.close();
+  }
 }
 
 function writeData(device: string, node: NodeState, identical: Extent[], shared: Buffer[], commonSize: number): void {

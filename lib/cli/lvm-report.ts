@@ -1,7 +1,7 @@
 // The human LVM part of `plan` and `merge`: grouped the way an oVirt
 // administrator decides, by VM disk (image id, volume chain, alias), then the
 // domain's special LVs by role, the LVM metadata, and unallocated space.
-import type { LvDoc, LvmDoc, LvVerdict } from '../plan/lvm';
+import { type LvDoc, type LvmDoc, type LvVerdict, joinVerdicts } from '../plan/lvm';
 import { formatBytes, println } from './output';
 
 const ROLES: Record<string, string> = {
@@ -31,9 +31,7 @@ function bytes(d: { changedBytes: { local: number; peer: number } }): string {
 
 /** The disk's verdict from its volumes': both if any is, or if the nodes changed different volumes. */
 function diskVerdict(vols: LvDoc[]): LvVerdict {
-  const v = new Set(vols.map((x) => x.verdict).filter((x) => x !== 'unchanged'));
-  if (v.has('both') || (v.has('local-only') && v.has('peer-only'))) return 'both';
-  return v.has('local-only') ? 'local-only' : v.has('peer-only') ? 'peer-only' : 'unchanged';
+  return joinVerdicts(vols.map((x) => x.verdict));
 }
 
 /** Base volume first, each child after its parent. */

@@ -2,7 +2,7 @@
 // every argument here so the native side only ever sees sane requests.
 import { native } from '../native/binding';
 import { BisyncError, ErrorCode, withStack } from './errors';
-import { Extent, batches, checkExtent, coalesce, end, fromFlat, toFlat } from './extent';
+import { Extent, batches, checkExtent, coalesce, end, fromFlat, toFlat, totalBytes } from './extent';
 import { pipelined } from './pipeline';
 
 export interface OpenOptions {
@@ -132,7 +132,7 @@ export class BlockDevice {
     checkBlockSize(blockSize);
     let done = 0;
     for await (const [batch, r] of pipelined(this.validBatches(extents, blockSize, opts), (b) => this.track(native.hash(this.fd, this.path, toFlat(b), blockSize)), opts)) {
-      done += batchBytes(batch);
+      done += totalBytes(batch);
       opts.onProgress?.(done);
       yield { extents: batch, blockSize, digests: r.digests, zero: r.zero };
     }
@@ -141,14 +141,14 @@ export class BlockDevice {
   /** Reads the extents back to back into one buffer (for sending). */
   async gather(extents: readonly Extent[]): Promise<Buffer> {
     this.checkBatch(extents, 'gather');
-    const buf = Buffer.allocUnsafe(batchBytes(extents));
+    const buf = Buffer.allocUnsafe(totalBytes(extents));
     await this.track(native.gather(this.fd, this.path, toFlat(extents), buf));
     return buf;
   }
 
   /** Writes data to the extents, in order (the inverse of gather). */
   async scatter(extents: readonly Extent[], data: Buffer): Promise<void> {
-    const total = batchBytes(extents);
+    const total = totalBytes(extents);
     if (data.length !== total) throw new RangeError(`scatter data is ${data.length} bytes but the extents cover ${total}`);
     this.checkBatch(extents, 'scatter');
     await this.track(native.scatter(this.fd, this.path, toFlat(extents), data));
@@ -222,12 +222,6 @@ export class BlockDevice {
       throw new RangeError(`${what} [${e[0]}, ${e[1]}] is not aligned to ${unit} bytes on '${this.path}'`);
     }
   }
-}
-
-export function batchBytes(extents: readonly Extent[]): number {
-  let n = 0;
-  for (const e of extents) n += e[1];
-  return n;
 }
 
 export { fromFlat };

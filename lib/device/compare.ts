@@ -1,8 +1,8 @@
 // Device-to-device bulk operations: diff and copy over extents.
 import { native } from '../native/binding';
 import { BisyncError, ErrorCode } from './errors';
-import { BlockDevice, BulkOptions, batchBytes, checkBlockSize } from './block-device';
-import { Extent, coalesce, toFlat } from './extent';
+import { BlockDevice, BulkOptions, checkBlockSize } from './block-device';
+import { Extent, coalesce, toFlat, totalBytes } from './extent';
 import { pipelined } from './pipeline';
 
 /** The whole device as one extent list. */
@@ -28,7 +28,7 @@ export async function* diffDevices(a: BlockDevice, b: BlockDevice, blockSize: nu
   let open: [number, number] | undefined;
   let sinceBreak = 0;
   for await (const [batch, flat] of results) {
-    done += batchBytes(batch);
+    done += totalBytes(batch);
     opts.onProgress?.(done);
     for (let i = 0; i < flat.length; i += 2) {
       const off = flat[i];

@@ -8,7 +8,7 @@ import { BlockDevice } from '../device/block-device';
 import { BisyncError, ErrorCode } from '../device/errors';
 import { initializedAl } from './activity-log';
 import { DrbdMetadata, MetadataLocation } from './metadata';
-import { Index, MAGIC, MDF, MD_128MB_SECT, PEERS_MAX, SUPERBLOCK_SIZE, Superblock, encodeSuperblock, formatOfMagic, superblockOffset } from './superblock';
+import { Index, MAGIC, MAGIC_OFFSET, MDF, MD_128MB_SECT, PEERS_MAX, SUPERBLOCK_SIZE, Superblock, encodeLayout, encodeSuperblock, formatOfMagic, superblockOffset } from './superblock';
 import type { MetadataFormat, MetadataReport } from './types';
 
 /** `drbdmeta create-md`'s UUID_JUST_CREATED: DRBD does the initial full sync from it. */
@@ -108,28 +108,12 @@ function newSuperblock(o: CreateMetadataOptions, g: Geometry, alStripes: number,
   };
 }
 
-/** The layout fields encodeSuperblock leaves to the original bytes. */
+/** A new superblock: the fields encodeSuperblock writes, and the layout fields it leaves to the original bytes. */
 function encodeNew(sb: Superblock): Buffer {
-  const buf = encodeSuperblock(sb, Buffer.alloc(SUPERBLOCK_SIZE));
-  buf.writeUInt32BE(sb.mdSizeSect, 0x40);
-  buf.writeInt32BE(sb.alOffset, 0x44);
-  buf.writeUInt32BE(sb.alNrExtents, 0x48);
-  buf.writeInt32BE(sb.bmOffset, 0x4c);
-  buf.writeUInt32BE(sb.bmBytesPerBit, 0x50);
-  buf.writeUInt32BE(sb.laPeerMaxBioSize, 0x54);
-  if (sb.format === 'v08') {
-    buf.writeUInt32BE(sb.alStripes, 0x58);
-    buf.writeUInt32BE(sb.alStripeSize4k, 0x5c);
-  } else {
-    buf.writeUInt32BE(sb.maxPeers, 0x58);
-    buf.writeInt32BE(sb.nodeId, 0x5c);
-    buf.writeUInt32BE(sb.alStripes, 0x60);
-    buf.writeUInt32BE(sb.alStripeSize4k, 0x64);
-  }
-  return buf;
+  return encodeLayout(sb, encodeSuperblock(sb, Buffer.alloc(SUPERBLOCK_SIZE)));
 }
 
-function checkOptions(o: CreateMetadataOptions): { alStripes: number; alStripeSize4k: number; maxPeers: number } {
+function checkOptions(o: Pick<CreateMetadataOptions, 'format' | 'maxPeers' | 'alStripes' | 'alStripeSizeKiB' | 'peerMaxBioSize' | 'sizeBytes' | 'nodeId' | 'peerNodeIds'>): { alStripes: number; alStripeSize4k: number; maxPeers: number } {
   if (typeof o !== 'object' || o === null) throw new TypeError('createMetadata options must be an object');
   if (o.format !== 'v08' && o.format !== 'v09') throw new RangeError(`meta-data format must be 'v08' or 'v09', got ${JSON.stringify(o.format)}`);
   const v09 = o.format === 'v09';
@@ -159,11 +143,23 @@ async function zero(dev: BlockDevice, start: number, bytes: number): Promise<voi
 /** Throws unless overwriting was asked for when DRBD meta-data is already there. */
 async function refuseExisting(dev: BlockDevice, mdOffset: number, overwrite: boolean | undefined): Promise<void> {
   if (overwrite) return;
-  const magic = (await dev.read(mdOffset + 0x3c, 4)).readUInt32BE(0);
+  const magic = (await dev.read(mdOffset + MAGIC_OFFSET, 4)).readUInt32BE(0);
   const format = formatOfMagic(magic);
   if (format) {
     throw new BisyncError(ErrorCode.REFUSED, `'${dev.path}' already holds ${format} DRBD meta-data at offset ${mdOffset}`, { hint: 'pass overwrite: true to replace it (its UUIDs and bitmap are lost)' });
   }
+}
+
+/**
+ * The usable size in bytes that new internal meta-data leaves on a device of `deviceSize`
+ * bytes (createMetadata's report.bmOffset), known before anything is written.
+ */
+export function internalDataSize(deviceSize: number, options: Pick<CreateMetadataOptions, 'format' | 'maxPeers' | 'alStripes' | 'alStripeSizeKiB'>): number {
+  const { alStripes, alStripeSize4k, maxPeers } = checkOptions(options);
+  const g = geometry('internal', deviceSize, deviceSize, alStripes * alStripeSize4k * 8, maxPeers, 0);
+  const usable = g.mdOffset + g.bmOffsetSect * 512;
+  if (usable <= 0) throw new RangeError(`a ${deviceSize}-byte device is too small for internal ${options.format} meta-data`);
+  return usable;
 }
 
 /**

@@ -37,6 +37,8 @@ export const SUPERBLOCK_SIZE = 4096;
 export const MD_128MB_SECT = (128 * 1024 * 1024) / 512;
 export const PEERS_MAX = 32;
 export const HISTORY_V09 = 32;
+/** Where the magic is, in both formats. */
+export const MAGIC_OFFSET = 0x3c;
 const PEERS_OFF = 0x70;
 const PEER_SIZE = 32;
 const HISTORY_OFF = 0x470;
@@ -76,6 +78,22 @@ export interface Superblock {
   peers: PeerSlot[];
 }
 
+type LayoutField = 'mdSizeSect' | 'alOffset' | 'alNrExtents' | 'bmOffset' | 'bmBytesPerBit' | 'laPeerMaxBioSize' | 'alStripes' | 'alStripeSize4k' | 'maxPeers' | 'nodeId';
+type Word = 'u32' | 'i32';
+const LAYOUT_COMMON: Array<[LayoutField, number, Word]> = [
+  ['mdSizeSect', 0x40, 'u32'],
+  ['alOffset', 0x44, 'i32'],
+  ['alNrExtents', 0x48, 'u32'],
+  ['bmOffset', 0x4c, 'i32'],
+  ['bmBytesPerBit', 0x50, 'u32'],
+  ['laPeerMaxBioSize', 0x54, 'u32'],
+];
+/** The fields that say where the meta-data's areas are and how big: the one list decoding and encodeLayout use. */
+const LAYOUT: Record<MetadataFormat, Array<[LayoutField, number, Word]>> = {
+  v08: [...LAYOUT_COMMON, ['alStripes', 0x58, 'u32'], ['alStripeSize4k', 0x5c, 'u32']],
+  v09: [...LAYOUT_COMMON, ['maxPeers', 0x58, 'u32'], ['nodeId', 0x5c, 'i32'], ['alStripes', 0x60, 'u32'], ['alStripeSize4k', 0x64, 'u32']],
+};
+
 export function bad(message: string, hint?: string): BisyncError {
   return new BisyncError(ErrorCode.BAD_METADATA, message, hint ? { hint } : undefined);
 }
@@ -95,7 +113,7 @@ export function formatOfMagic(magic: number): MetadataFormat | undefined {
 /** Decodes the fields; throws ERR_BAD_METADATA naming the first implausible one. */
 export function decodeSuperblock(buf: Buffer, where: string, expected?: MetadataFormat): Superblock {
   if (buf.length < SUPERBLOCK_SIZE) throw bad(`superblock at ${where} is truncated: ${buf.length} of ${SUPERBLOCK_SIZE} bytes`);
-  const magic = buf.readUInt32BE(0x3c);
+  const magic = buf.readUInt32BE(MAGIC_OFFSET);
   const format = formatOfMagic(magic);
   if (!format) {
     throw bad(`no DRBD meta-data at ${where}: magic is 0x${magic.toString(16).padStart(8, '0')}, expected 0x${MAGIC.V08.toString(16)}, 0x${MAGIC.V84_UNCLEAN.toString(16)} or 0x${MAGIC.V09.toString(16)}`, 'check the device and the meta-data placement (--meta-device, --meta-index, --flex)');
@@ -110,32 +128,27 @@ export function decodeSuperblock(buf: Buffer, where: string, expected?: Metadata
     history: [],
     deviceUuid: 0n,
     flags: buf.readUInt32BE(0x38),
-    mdSizeSect: buf.readUInt32BE(0x40),
-    alOffset: buf.readInt32BE(0x44),
-    alNrExtents: buf.readUInt32BE(0x48),
-    bmOffset: buf.readInt32BE(0x4c),
-    bmBytesPerBit: buf.readUInt32BE(0x50),
-    laPeerMaxBioSize: buf.readUInt32BE(0x54),
+    mdSizeSect: 0,
+    alOffset: 0,
+    alNrExtents: 0,
+    bmOffset: 0,
+    bmBytesPerBit: 0,
+    laPeerMaxBioSize: 0,
     alStripes: 0,
     alStripeSize4k: 0,
     maxPeers: 1,
     nodeId: -1,
     peers: [],
   };
+  for (const [field, off, word] of LAYOUT[format]) sb[field] = word === 'i32' ? buf.readInt32BE(off) : buf.readUInt32BE(off);
   if (format === 'v08') {
     sb.bitmap = buf.readBigUInt64BE(0x10);
     sb.history = [buf.readBigUInt64BE(0x18), buf.readBigUInt64BE(0x20)];
     sb.deviceUuid = buf.readBigUInt64BE(0x28);
-    sb.alStripes = buf.readUInt32BE(0x58);
-    sb.alStripeSize4k = buf.readUInt32BE(0x5c);
     // Meta-data from before AL striping existed stores 0/0 for the default 1 x 32 KiB.
     if (sb.alStripes === 0 && sb.alStripeSize4k === 0) [sb.alStripes, sb.alStripeSize4k] = [1, 8];
   } else {
     sb.deviceUuid = buf.readBigUInt64BE(0x30);
-    sb.maxPeers = buf.readUInt32BE(0x58);
-    sb.nodeId = buf.readInt32BE(0x5c);
-    sb.alStripes = buf.readUInt32BE(0x60);
-    sb.alStripeSize4k = buf.readUInt32BE(0x64);
     for (let n = 0; n < PEERS_MAX; n++) {
       const o = PEERS_OFF + n * PEER_SIZE;
       sb.peers.push({ nodeId: n, bitmapUuid: buf.readBigUInt64BE(o), bitmapDagtag: buf.readBigUInt64BE(o + 8), flags: buf.readUInt32BE(o + 16), bitmapIndex: buf.readInt32BE(o + 20) });
@@ -232,7 +245,7 @@ export function encodeSuperblock(sb: Superblock, original: Buffer): Buffer {
   buf.writeBigUInt64BE(BigInt(sb.laSizeSect), 0);
   buf.writeBigUInt64BE(sb.current, 0x08);
   buf.writeUInt32BE(sb.flags >>> 0, 0x38);
-  buf.writeUInt32BE(sb.magic >>> 0, 0x3c);
+  buf.writeUInt32BE(sb.magic >>> 0, MAGIC_OFFSET);
   if (sb.format === 'v08') {
     buf.writeBigUInt64BE(sb.bitmap, 0x10);
     buf.writeBigUInt64BE(sb.history[0] ?? 0n, 0x18);
@@ -248,6 +261,18 @@ export function encodeSuperblock(sb: Superblock, original: Buffer): Buffer {
       buf.writeInt32BE(p.bitmapIndex, o + 20);
     }
     for (let i = 0; i < HISTORY_V09; i++) buf.writeBigUInt64BE(sb.history[i] ?? 0n, HISTORY_OFF + 8 * i);
+  }
+  return buf;
+}
+
+/**
+ * Writes the layout fields into buf, in place. encodeSuperblock leaves them to the
+ * original bytes (a rewrite never moves the areas): only new meta-data sets them.
+ */
+export function encodeLayout(sb: Superblock, buf: Buffer): Buffer {
+  for (const [field, off, word] of LAYOUT[sb.format]) {
+    if (word === 'i32') buf.writeInt32BE(sb[field], off);
+    else buf.writeUInt32BE(sb[field], off);
   }
   return buf;
 }

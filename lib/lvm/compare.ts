@@ -1,6 +1,7 @@
 // Two nodes' VGs after a split: which node moved past the newest version both
 // still hold, what each changed since (LVs matched by id, never by name), and
 // which physical extents the two committed VGs give to different owners.
+import { totalBytes } from '../device/extent';
 import type { LogicalVolume, LvmView, MetadataComparison, VgChange, VolumeGroup } from './types';
 
 export interface VersionId {
@@ -26,7 +27,7 @@ export function commonVersion(local: LvmView, peer: LvmView): VersionId | null {
   return best;
 }
 
-const sizeOf = (lv: LogicalVolume): number => lv.size ?? lv.extents.reduce((s, e) => s + e[1], 0);
+const sizeOf = (lv: LogicalVolume): number => lv.size ?? totalBytes(lv.extents);
 const sameTags = (a: string[], b: string[]): boolean => a.length === b.length && [...a].sort().join('\0') === [...b].sort().join('\0');
 
 /**
@@ -101,15 +102,16 @@ export function extentConflicts(local: VolumeGroup, peer: VolumeGroup, peStart: 
 /**
  * Compares the two nodes' committed metadata. `ancestor` is the VG of the
  * common version (readLvmVersion of commonVersion(local, peer)), or null when
- * there is none or it could not be read. Extent conflicts are reported only
+ * there is none or it could not be read; a caller that already computed that
+ * common version passes it as `known`. Extent conflicts are reported only
  * when both nodes changed the VG: a one-sided change moves as a whole.
  */
-export function compareMetadata(local: LvmView, peer: LvmView, ancestor: VolumeGroup | null): MetadataComparison {
+export function compareMetadata(local: LvmView, peer: LvmView, ancestor: VolumeGroup | null, known?: VersionId | null): MetadataComparison {
   const l = { seqno: local.committed.seqno, checksum: local.committed.checksum };
   const p = { seqno: peer.committed.seqno, checksum: peer.committed.checksum };
   const none = { local: [], peer: [] };
   if (same(l, p) && local.vg.uuid === peer.vg.uuid) return { local: l, peer: p, common: l, changedOn: 'none', changes: none, extentConflicts: [] };
-  const common = commonVersion(local, peer);
+  const common = known !== undefined ? known : commonVersion(local, peer);
   if (common && same(common, l)) {
     return { local: l, peer: p, common, changedOn: 'peer', changes: { local: [], peer: vgChanges(ancestor ?? local.vg, peer.vg, local.vg) }, extentConflicts: [] };
   }

@@ -1,6 +1,8 @@
 // The two CRCs on-disk LVM and sanlock records carry. Both are reflected CRC-32
-// without a final XOR, over different polynomials and seeds; table-driven
-// because a VG text of a thousand LVs is half a megabyte.
+// without a final XOR, over different polynomials and seeds. LVM's is table-driven
+// here because a VG text of a thousand LVs is half a megabyte; sanlock's is the
+// addon's crc32c, the one DRBD's activity log uses.
+import { nb } from '../drbd/native';
 
 function table(poly: number): Uint32Array {
   const t = new Uint32Array(256);
@@ -13,7 +15,6 @@ function table(poly: number): Uint32Array {
 }
 
 const IEEE = table(0xedb88320);
-const CASTAGNOLI = table(0x82f63b78);
 
 function crc(t: Uint32Array, seed: number, buf: Uint8Array, start: number, end: number): number {
   let c = seed >>> 0;
@@ -29,7 +30,10 @@ export function lvmCrc(buf: Uint8Array, start = 0, end = buf.length, seed = LVM_
   return crc(IEEE, seed, buf, start, end);
 }
 
-/** sanlock's leader_checksum: CRC-32C seeded with ~1, no final XOR. */
+/**
+ * sanlock's leader_checksum: CRC-32C seeded with ~1, no final XOR. The addon's crc32c is
+ * that function (reflected 0x82F63B78, the seed as given, no XOR in or out; DRBD seeds it 0).
+ */
 export function sanlockCrc(buf: Uint8Array, start: number, end: number): number {
-  return crc(CASTAGNOLI, 0xfffffffe, buf, start, end);
+  return nb.crc32c(Buffer.from(buf.buffer, buf.byteOffset + start, end - start), 0xfffffffe);
 }

@@ -60,7 +60,9 @@ export async function scanRing(read: ReadFn, mda: MdaHeader, vgName: string, opt
       const at = lo + b;
       // A copy ends before the next newer one begins (in ring order, wrapping to 512).
       const room = newer > at ? newer - at : ringEnd - at + (newer - SECTOR);
-      const text = await readRing(read, mda, at, Math.min(room, mda.size - SECTOR));
+      const len = Math.min(room, mda.size - SECTOR);
+      // Most copies lie wholly in the chunk just read; only one reaching past it is read again.
+      const text = at + len <= end ? buf.subarray(b, b + len) : await readRing(read, mda, at, len);
       newer = at;
       const nul = text.indexOf(0);
       const copy = nul < 0 ? null : examine(text.subarray(0, nul), mda, at);

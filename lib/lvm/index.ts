@@ -1,7 +1,7 @@
 // LVM2 on a DRBD device: the reader, the comparison of two nodes' VGs, and
 // oVirt's sanlock delta-lease records.
 export * from './types';
-export { readLvm, readLvmVersion, readLvmFromDevice, deviceReader, lvmSource } from './read';
+export { readLvm, readLvmVersion, readLvmFromDevice, deviceReader, lvmSource, LvmReader } from './read';
 export type { ReadFn, ReadLvmOptions } from './read';
 export { lvmCrc, sanlockCrc, LVM_INITIAL_CRC } from './crc';
 export { parseConfig } from './text';

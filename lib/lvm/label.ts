@@ -42,9 +42,8 @@ const UUID_CHARS = /^[0-9a-zA-Z!#]{32}$/;
  */
 export function parseLabel(head: Buffer, deviceSize: number): Label | null {
   let firstError: Error | null = null;
-  for (let sector = 0; sector * SECTOR + SECTOR <= Math.min(head.length, LABEL_SCAN_BYTES); sector++) {
+  for (const sector of labelOneSectors(head)) {
     const base = sector * SECTOR;
-    if (head.toString('latin1', base, base + 8) !== LABEL_ID) continue;
     try {
       return parseLabelAt(head.subarray(base, base + SECTOR), sector, deviceSize);
     } catch (e) {
@@ -53,6 +52,24 @@ export function parseLabel(head: Buffer, deviceSize: number): Label | null {
   }
   if (firstError) throw firstError;
   return null;
+}
+
+/** The sectors among the first four that start with LABELONE, in order. */
+function* labelOneSectors(head: Buffer): Generator<number> {
+  for (let sector = 0; sector * SECTOR + SECTOR <= Math.min(head.length, LABEL_SCAN_BYTES); sector++) {
+    if (head.toString('latin1', sector * SECTOR, sector * SECTOR + LABEL_ID.length) === LABEL_ID) yield sector;
+  }
+}
+
+/**
+ * The first sector with an LVM2 label by its id and type alone, undefined when none: enough to
+ * tell that LVM uses the device, even when a damaged label would make parseLabel refuse.
+ */
+export function lvmLabelSector(head: Buffer): number | undefined {
+  for (const sector of labelOneSectors(head)) {
+    if (head.toString('latin1', sector * SECTOR + 24, sector * SECTOR + 32) === LABEL_TYPE) return sector;
+  }
+  return undefined;
 }
 
 function u64(buf: Buffer, off: number, field: string, abs: number): number {

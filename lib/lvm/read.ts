@@ -6,7 +6,8 @@ import { type Extent, normalize } from '../device/extent';
 import { badLvm, raw } from './errors';
 import { type RingCopy, scanRing } from './history';
 import { LABEL_SCAN_BYTES, type Label, parseLabel, SECTOR } from './label';
-import { type MdaHeader, parseMdaHeader, type ReadFn, readCommittedText, readExact } from './mda';
+import { lvmCrc } from './crc';
+import { type MdaHeader, parseMdaHeader, type ReadFn, readCommittedText, readExact, readRing } from './mda';
 import { annotateOvirt } from './ovirt';
 import { parseConfig } from './text';
 import type { LvmSource, LvmView, MetadataCopy, VolumeGroup } from './types';
@@ -115,17 +116,19 @@ function olderCopies(copies: RingCopy[], committed: MetadataCopy): MetadataCopy[
   return out;
 }
 
-/**
- * Reads the LVM2 PV on a device through `read` (absolute offset, length →
- * bytes; shorter only at the device end). Null when sectors 0-3 hold no LVM2
- * label, or the PV holds no VG metadata. Damaged or unknown metadata throws a
- * BisyncError ERR_BAD_LVM naming the field, its offset and value.
- */
-export async function readLvm(read: ReadFn, deviceSize: number, opts: ReadLvmOptions = {}): Promise<LvmView | null> {
+/** readCommitted with the oVirt annotations (read once per committed VG). */
+async function readAnnotated(read: ReadFn, deviceSize: number): Promise<Committed | null> {
   const c = await readCommitted(read, deviceSize);
-  if (!c) return null;
-  await annotateOvirt(c.vg, read);
-  const history = opts.history === false ? [] : olderCopies(await scanRing(read, c.source, c.vg.name, { limit: opts.historyLimit }), c.copy);
+  if (c) await annotateOvirt(c.vg, read);
+  return c;
+}
+
+/** The ring's older copies behind the committed one (from the mda whose text is used). */
+async function readHistory(read: ReadFn, c: Committed, limit?: number): Promise<MetadataCopy[]> {
+  return olderCopies(await scanRing(read, c.source, c.vg.name, { limit }), c.copy);
+}
+
+function viewOf(c: Committed, history: MetadataCopy[]): LvmView {
   return {
     pv: {
       uuid: c.label.uuid,
@@ -143,29 +146,94 @@ export async function readLvm(read: ReadFn, deviceSize: number, opts: ReadLvmOpt
 }
 
 /**
+ * Reads the LVM2 PV on a device through `read` (absolute offset, length →
+ * bytes; shorter only at the device end). Null when sectors 0-3 hold no LVM2
+ * label, or the PV holds no VG metadata. Damaged or unknown metadata throws a
+ * BisyncError ERR_BAD_LVM naming the field, its offset and value.
+ */
+export async function readLvm(read: ReadFn, deviceSize: number, opts: ReadLvmOptions = {}): Promise<LvmView | null> {
+  const c = await readAnnotated(read, deviceSize);
+  if (!c) return null;
+  return viewOf(c, opts.history === false ? [] : await readHistory(read, c, opts.historyLimit));
+}
+
+/**
  * An older (or the committed) VG version by (seqno, checksum), parsed from
  * whichever of this device's rings still holds it. Refused with ERR_BAD_LVM when
  * no ring holds it (overwritten by the ring wrapping) or the device holds no VG.
  */
 export async function readLvmVersion(read: ReadFn, deviceSize: number, seqno: number, checksum: number): Promise<VolumeGroup> {
-  const c = await readCommitted(read, deviceSize);
-  if (!c) throw badLvm('label', 0, raw('none'), 'holds no LVM2 PV with VG metadata, so no VG version can be read');
-  if (c.copy.seqno === seqno && c.copy.checksum === checksum) {
-    await annotateOvirt(c.vg, read);
-    return c.vg;
+  const c = await readAnnotated(read, deviceSize);
+  if (!c) throw noVg();
+  return versionOf(read, deviceSize, c, seqno, checksum, []);
+}
+
+function noVg(): Error {
+  return badLvm('label', 0, raw('none'), 'holds no LVM2 PV with VG metadata, so no VG version can be read');
+}
+
+/**
+ * Version (seqno, checksum) of the VG `c` committed: `c` itself, else the copy where
+ * `known` (copies an earlier ring scan listed) says it is, else the first ring that holds it.
+ */
+async function versionOf(read: ReadFn, deviceSize: number, c: Committed, seqno: number, checksum: number, known: MetadataCopy[]): Promise<VolumeGroup> {
+  const wanted = (x: MetadataCopy): boolean => x.seqno === seqno && x.checksum === checksum;
+  if (wanted(c.copy)) return c.vg;
+  const at = known.find(wanted);
+  const mdaOf = (i: number): MdaHeader | undefined => c.headers.find((m) => m.index === i && m.committed !== null);
+  if (at && mdaOf(at.mda)) {
+    const text = await readRing(read, mdaOf(at.mda)!, at.offset, at.size);
+    // Still that copy (its bytes and NUL give the checksum): parsed without a scan.
+    if (text[text.length - 1] === 0 && lvmCrc(text) === at.checksum) {
+      const vg = await ringVg(read, deviceSize, c, at, text.subarray(0, text.length - 1));
+      if (vg) return vg;
+    }
   }
   for (const mda of c.headers.filter((m) => m.committed !== null)) {
-    const wanted = (x: RingCopy): boolean => x.seqno === seqno && x.checksum === checksum;
     const found = (await scanRing(read, mda, c.vg.name, { until: wanted })).find(wanted);
-    if (!found) continue;
-    const what = `mda${mda.index} ring copy at mda offset ${found.offset}`;
-    const root = parseConfig(found.text.toString('utf8'), what);
-    if (vgSection(root, what).name !== c.vg.name) continue;
-    const { vg } = buildVg(root, c.label.uuid, deviceSize, what);
-    await annotateOvirt(vg, read);
-    return vg;
+    const vg = found && await ringVg(read, deviceSize, c, found, found.text);
+    if (vg) return vg;
   }
   throw badLvm('metadata ring', c.source.start, raw(`seqno ${seqno} checksum 0x${(checksum >>> 0).toString(16)}`), 'is in no metadata area ring of this device (overwritten since?)');
+}
+
+/** A ring copy's VG, annotated; null when the copy is of another VG than the committed one. */
+async function ringVg(read: ReadFn, deviceSize: number, c: Committed, copy: MetadataCopy, text: Buffer): Promise<VolumeGroup | null> {
+  const what = `mda${copy.mda} ring copy at mda offset ${copy.offset}`;
+  const root = parseConfig(text.toString('utf8'), what);
+  if (vgSection(root, what).name !== c.vg.name) return null;
+  const { vg } = buildVg(root, c.label.uuid, deviceSize, what);
+  await annotateOvirt(vg, read);
+  return vg;
+}
+
+/**
+ * One device's LVM, read once: the committed VG is read, parsed and annotated on first use
+ * and kept; the ring is scanned only when history is asked for, and an older version is read
+ * where that scan found it instead of scanning again. For a device held exclusively, whose
+ * PV nobody changes meanwhile (a local endpoint).
+ */
+export class LvmReader implements LvmSource {
+  private committed?: Promise<Committed | null>;
+  private full?: Promise<LvmView | null>;
+  private bare?: Promise<LvmView | null>;
+
+  constructor(private readonly read: ReadFn, private readonly deviceSize: number) {}
+
+  private commit(): Promise<Committed | null> {
+    return (this.committed ??= readAnnotated(this.read, this.deviceSize));
+  }
+
+  lvm(opts: { history?: boolean } = {}): Promise<LvmView | null> {
+    if (opts.history === false) return this.full ?? (this.bare ??= this.commit().then((c) => c && viewOf(c, [])));
+    return (this.full ??= this.commit().then(async (c) => c && viewOf(c, await readHistory(this.read, c))));
+  }
+
+  async lvmVersion(seqno: number, checksum: number): Promise<VolumeGroup> {
+    const c = await this.commit();
+    if (!c) throw noVg();
+    return versionOf(this.read, this.deviceSize, c, seqno, checksum, (await this.full?.catch(() => null))?.history ?? []);
+  }
 }
 
 /** An LvmSource over one device's bytes: what a local endpoint (or the serve agent) offers for its node. */

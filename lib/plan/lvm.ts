@@ -11,6 +11,22 @@ import { compareOverlap, hashBothSides, push } from './plan';
 
 export type Side = 'local' | 'peer';
 export type LvVerdict = 'unchanged' | 'local-only' | 'peer-only' | 'both';
+
+/** The verdict of which nodes changed something: both, one of them, or neither. */
+export function lvVerdict(local: boolean, peer: boolean): LvVerdict {
+  return local && peer ? 'both' : local ? 'local-only' : peer ? 'peer-only' : 'unchanged';
+}
+
+/** Several verdicts as one: a node changed it when it changed any part (local-only and peer-only parts make both). */
+export function joinVerdicts(verdicts: Iterable<LvVerdict>): LvVerdict {
+  let local = false;
+  let peer = false;
+  for (const v of verdicts) {
+    local ||= v === 'local-only' || v === 'both';
+    peer ||= v === 'peer-only' || v === 'both';
+  }
+  return lvVerdict(local, peer);
+}
 export type LvResolution = null | Side | 'sector-merge' | 'dropped';
 
 /** What the operator decided (plan() and Merge take these; the merge journal records them). */
@@ -371,7 +387,7 @@ export async function planLvm(input: LvmPlanInput, ctx: LvmPlanContext, res: Lvm
       }
     }
     // Orphaned blocks were written by that node too (attributed by its own map): they count for the verdict.
-    doc.verdict = withOrphans(await verdictOf(lv, lc, pc), orphan.local.length > 0, orphan.peer.length > 0);
+    doc.verdict = joinVerdicts([await verdictOf(lv, lc, pc), lvVerdict(orphan.local.length > 0, orphan.peer.length > 0)]);
     const winner = winners.get(lv.uuid) ?? null;
     const role = lv.ovirt?.role;
     if (doc.resolution === 'dropped' && !lc.length && !pc.length) return doc;
@@ -404,15 +420,13 @@ export async function planLvm(input: LvmPlanInput, ctx: LvmPlanContext, res: Lvm
 
   /** both: each node wrote at least one block of the LV whose bytes now differ between the nodes. */
   async function verdictOf(lv: LogicalVolume, lc: Extent[], pc: Extent[]): Promise<LvVerdict> {
-    if (!lc.length && !pc.length) return 'unchanged';
-    if (!pc.length) return 'local-only';
-    if (!lc.length) return 'peer-only';
+    if (!lc.length || !pc.length) return lvVerdict(lc.length > 0, pc.length > 0);
     const ov = [...intersect(lc, pc)];
     // A differing block both wrote counts for both nodes.
     if (ov.length && [...intersect(ov, conflictsByOwner.get(lv.uuid) ?? [])].length) return 'both';
     const l = await anyDiffers(ctx, [...subtract(lc, pc)], blockSize);
     const p = await anyDiffers(ctx, [...subtract(pc, lc)], blockSize);
-    return l && p ? 'both' : l ? 'local-only' : p ? 'peer-only' : 'unchanged';
+    return lvVerdict(l, p);
   }
 
   const lvConflicts = lvDocs.filter((d) => d.verdict === 'both' && d.resolution === null).map((d) => d.name);
@@ -433,12 +447,6 @@ export async function planLvm(input: LvmPlanInput, ctx: LvmPlanContext, res: Lvm
   out.toPeer = [...subtract(out.toPeer, out.forcedToLocal)];
   out.toLocal = [...subtract(out.toLocal, out.forcedToPeer)];
   return out;
-}
-
-function withOrphans(v: LvVerdict, local: boolean, peer: boolean): LvVerdict {
-  const l = local || v === 'local-only' || v === 'both';
-  const p = peer || v === 'peer-only' || v === 'both';
-  return l && p ? 'both' : l ? 'local-only' : p ? 'peer-only' : 'unchanged';
 }
 
 function describeChanges(changes: MetadataComparison['changes']['local']): string {

@@ -3,7 +3,7 @@
 import { BisyncError, ErrorCode } from '../device/errors';
 import { Extent, batches, intersect, normalize, subtract, totalBytes, union } from '../device/extent';
 import { pipelined } from '../device/pipeline';
-import { compareMetadata, commonVersion, parseDeltaLease } from '../lvm';
+import { compareMetadata, commonVersion, parseDeltaLease, type VersionId } from '../lvm';
 import { LvmView, VolumeGroup, dmName } from '../lvm/types';
 import type { BlockHashes, Endpoint, EndpointInfo } from '../transport/endpoint';
 import { Classification, classify, uuidsOf } from './classify';
@@ -89,7 +89,8 @@ export async function plan(local: Endpoint, peer: Endpoint, opts: PlanOptions = 
   const overlap = [...intersect(localChanges, peerChanges)];
   const { identical, conflicts } = await compareOverlap(local, peer, overlap, blockSize, opts);
   if (views) {
-    const comparison = compareMetadata(views.local, views.peer, await ancestor(local, views, none.notes));
+    const common = commonVersion(views.local, views.peer);
+    const comparison = compareMetadata(views.local, views.peer, await ancestor(local, views, common, none.notes), common);
     const l = await planLvm(
       { local: views.local, peer: views.peer, comparison, localChanges, peerChanges, identical, conflicts, blockSize, dataSize },
       { local, peer, parseLease: parseDeltaLease, signal: opts.signal },
@@ -176,8 +177,7 @@ async function settleDoubt(local: Endpoint, changes: Extent[], view: LvmView, op
 }
 
 /** The VG both nodes last agreed on, read from this node's ring; null when no ring holds one any more. */
-async function ancestor(local: Endpoint, views: { local: LvmView; peer: LvmView }, notes: string[]): Promise<VolumeGroup | null> {
-  const common = commonVersion(views.local, views.peer);
+async function ancestor(local: Endpoint, views: { local: LvmView; peer: LvmView }, common: VersionId | null, notes: string[]): Promise<VolumeGroup | null> {
   if (!common) return null;
   for (const v of [views.local, views.peer]) if (v.committed.seqno === common.seqno && v.committed.checksum === common.checksum) return v.vg;
   try {

@@ -9,7 +9,7 @@ import type { Extent } from '../device/extent';
 import { DrbdMetadata } from '../drbd';
 import { native } from '../native/binding';
 import type { MetadataReport, MetadataUpdate } from '../drbd/types';
-import { ReadFn, readLvm, readLvmVersion } from '../lvm';
+import { LvmReader, ReadFn } from '../lvm';
 import type { LvmView, VolumeGroup } from '../lvm/types';
 import type { BlockHashes, Endpoint, EndpointInfo } from '../transport/endpoint';
 
@@ -31,8 +31,8 @@ export interface LocalEndpointOptions {
 }
 
 export class LocalEndpoint implements Endpoint {
-  /** Read once each way: the PV cannot change while the device is held exclusively. */
-  private lvmViews: { full?: Promise<LvmView | null>; committed?: Promise<LvmView | null> } = {};
+  /** Read once: the PV cannot change while the device is held exclusively. */
+  private lvmRead?: LvmReader;
 
   private constructor(
     readonly device: BlockDevice,
@@ -96,7 +96,11 @@ export class LocalEndpoint implements Endpoint {
     return this.md;
   }
 
-  /** Re-reads the superblock each time: a guard checking UUIDs must see the device, not what open() saw. */
+  /**
+   * Re-reads the superblock each time: a guard checking UUIDs must see the device, not what
+   * open() saw, and the serve agent answers every peer's info request through here. Callers
+   * are the plan and the guards (finalize, online gate); anything else takes what the plan read.
+   */
   async info(): Promise<EndpointInfo> {
     await this.md?.reload();
     const report = this.md ? await this.md.report() : null;
@@ -163,12 +167,15 @@ export class LocalEndpoint implements Endpoint {
   }
 
   lvm(opts: { history?: boolean } = {}): Promise<LvmView | null> {
-    if (opts.history === false) return this.lvmViews.full ?? (this.lvmViews.committed ??= readLvm(this.lvmReader(), this.dataSize, { history: false }));
-    return (this.lvmViews.full ??= readLvm(this.lvmReader(), this.dataSize));
+    return this.lvmSource().lvm(opts);
   }
 
   lvmVersion(seqno: number, checksum: number): Promise<VolumeGroup> {
-    return readLvmVersion(this.lvmReader(), this.dataSize, seqno, checksum);
+    return this.lvmSource().lvmVersion(seqno, checksum);
+  }
+
+  private lvmSource(): LvmReader {
+    return (this.lvmRead ??= new LvmReader(this.lvmReader(), this.dataSize));
   }
 
   private get dataSize(): number {

@@ -13,7 +13,7 @@ import type { LvmDoc, LvmResolutions } from '../plan/lvm';
 import { Plan, hashBothSides, plan as makePlan, planDocument } from '../plan/plan';
 import type { Endpoint } from '../transport/endpoint';
 import { transferExtents } from '../transport/transfer';
-import { Archive, MergeIdentity } from './archive';
+import { Archive, ArchiveSource, MergeIdentity } from './archive';
 import { failpoint } from './failpoint';
 import { Journal, JournalLvm, JournalState, NO_PROGRESS, TransferLane } from './journal';
 
@@ -160,13 +160,13 @@ export class Merge extends EventEmitter {
         r.toLocalBytes = p.forcedToLocalBytes;
         // Online, this node's winners reach the peer through DRBD: only the peer's side is archived.
         r.archivedBytes += online ? await this.archiveOnly(p, p.forcedToPeer, archive)
-          : await this.transfer('forcedToPeer', p.forcedToPeer, this.local, this.peer, j, this.opts.signal, archive, 'peer');
-        r.archivedBytes += await this.transfer('forcedToLocal', p.forcedToLocal, this.peer, this.local, j, this.opts.signal, archive, 'local');
+          : await this.transfer('forcedToPeer', p.forcedToPeer, this.local, this.peer, j, this.opts.signal, { archive, source: this.loser(p, 'peer') });
+        r.archivedBytes += await this.transfer('forcedToLocal', p.forcedToLocal, this.peer, this.local, j, this.opts.signal, { archive, source: this.loser(p, 'local') });
         if (p.conflicts.length) {
           const winnerIsLocal = policy === 'prefer-local';
           report.conflictResolution.archivedBytes = online && winnerIsLocal ? await this.archiveOnly(p, p.conflicts, archive)
             : await this.transfer('conflicts', p.conflicts,
-              winnerIsLocal ? this.local : this.peer, winnerIsLocal ? this.peer : this.local, j, this.opts.signal, archive, winnerIsLocal ? 'peer' : 'local');
+              winnerIsLocal ? this.local : this.peer, winnerIsLocal ? this.peer : this.local, j, this.opts.signal, { archive, source: this.loser(p, winnerIsLocal ? 'peer' : 'local') });
           report.conflictResolution.bytes = totalBytes(p.conflicts);
         }
       } finally {
@@ -213,13 +213,23 @@ export class Merge extends EventEmitter {
    * restore-archive sees one merge and not a folder mixing entries with and without identity.
    */
   private async archiveOnly(p: Plan, conflicts: Extent[], archive: Archive): Promise<number> {
+    const source = this.loser(p, 'peer');
     let n = 0;
     for (const batch of batches(conflicts, this.opts.batchBytes ?? 8 << 20)) {
-      archive.save({ side: 'peer', host: p.peer.host, device: p.peer.path, merge: this.identity }, batch, await this.peer.read(batch));
+      archive.save(source, batch, await this.peer.read(batch));
       n += totalBytes(batch);
       this.emit('progress', { phase: 'conflicts', doneBytes: n, totalBytes: totalBytes(conflicts) });
     }
     return n;
+  }
+
+  /**
+   * How archive entries name the side whose bytes are overwritten: host and device as the
+   * plan read them. Not info(): that re-reads the superblock, which only the finalize guard needs.
+   */
+  private loser(p: Plan, side: 'local' | 'peer'): ArchiveSource {
+    const s = side === 'local' ? p.local : p.peer;
+    return { side, host: s.host, device: s.path, merge: this.identity };
   }
 
   /** Verdicts and situations that end before anything is written (beforeGate: the ones that need no safety check). */
@@ -267,14 +277,13 @@ export class Merge extends EventEmitter {
   /**
    * Moves extents from src to dst in pipelined batches, in ascending order, so
    * the journal can say "everything below offset X is done". With an archive,
-   * dst's bytes are saved durably before they are overwritten.
+   * dst's bytes are saved durably (as `save.source`) before they are overwritten.
    */
-  private async transfer(lane: TransferLane, extents: Extent[], src: Endpoint, dst: Endpoint, j: Journal, signal?: AbortSignal, archive?: Archive, loserSide?: 'local' | 'peer'): Promise<number> {
+  private async transfer(lane: TransferLane, extents: Extent[], src: Endpoint, dst: Endpoint, j: Journal, signal?: AbortSignal, save?: { archive: Archive; source: ArchiveSource }): Promise<number> {
     const todo = clipBelow(extents, j.state.doneBelow[lane] ?? 0);
     const total = totalBytes(todo);
-    const loser = archive ? await dst.info() : undefined;
     const saveLoser = async (batch: Extent[]): Promise<void> => {
-      archive!.save({ side: loserSide!, host: loser!.hostname, device: loser!.path, merge: this.identity }, batch, await dst.read(batch));
+      save!.archive.save(save!.source, batch, await dst.read(batch));
       failpoint('after-archive');
     };
     let moved = 0;
@@ -288,7 +297,7 @@ export class Merge extends EventEmitter {
       batchBytes: this.opts.batchBytes,
       concurrency: this.opts.concurrency,
       signal,
-      beforeWrite: archive ? saveLoser : undefined,
+      beforeWrite: save ? saveLoser : undefined,
       // Batches arrive in ascending order, so everything below this one's end is written.
       onBatch: (batch, n) => {
         moved += n;

@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { BisyncError, ErrorCode } from '../device/errors';
 import { Extent, intersect, totalBytes } from '../device/extent';
+import { lvmLabelSector } from '../lvm/label';
 import { LvmView, dmName } from '../lvm/types';
 import type { LvmDoc } from '../plan/lvm';
 import type { Endpoint } from '../transport/endpoint';
@@ -41,15 +42,6 @@ export function parseDmInfo(text: string): Map<string, number> {
     m.set(line.slice(0, i).trim(), n);
   }
   return m;
-}
-
-/** LVM2's label: "LABELONE" at the start of one of the first four 512-byte sectors, type "LVM2 001" at byte 24. */
-export function lvmLabelSector(head: Buffer): number | undefined {
-  for (let s = 0; s < 4 && (s + 1) * 512 <= head.length; s++) {
-    const o = s * 512;
-    if (head.toString('latin1', o, o + 8) === 'LABELONE' && head.toString('latin1', o + 24, o + 32) === 'LVM2 001') return s;
-  }
-  return undefined;
 }
 
 export interface OnlineGateOptions {

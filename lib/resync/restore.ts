@@ -4,7 +4,7 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { BisyncError, ErrorCode } from '../device/errors';
-import type { Extent } from '../device/extent';
+import { type Extent, totalBytes } from '../device/extent';
 import { Archive, ArchiveEntry, MergeIdentity, openArchiveData, readArchiveData, readArchiveIndex } from './archive';
 import { openExclusive } from './local-endpoint';
 import * as os from 'node:os';
@@ -53,6 +53,11 @@ export function archiveMerges(dir: string): ArchivedMerge[] {
   return groupByMerge(dir, readArchiveIndex(dir)).map(({ merge }) => merge);
 }
 
+/** Bytes the entries hold: each is an extent of the device it came from. */
+function entryBytes(entries: ArchiveEntry[]): number {
+  return totalBytes(entries.map((e): Extent => [e.offset, e.length]));
+}
+
 function groupByMerge(dir: string, all: ArchiveEntry[]): Array<{ merge: ArchivedMerge; entries: ArchiveEntry[] }> {
   const legacy = all.filter((e) => !e.merge).length;
   if (legacy && legacy < all.length) {
@@ -72,7 +77,7 @@ function groupByMerge(dir: string, all: ArchiveEntry[]): Array<{ merge: Archived
       startedAt: m?.startedAt ?? null,
       uuids: m ? { local: m.local, peer: m.peer } : null,
       entries: entries.length,
-      bytes: entries.reduce((s, e) => s + e.length, 0),
+      bytes: entryBytes(entries),
       sources: [...new Set(entries.map(sourceOf))],
       lastSavedAt: entries.reduce((t, e) => (e.savedAt > t ? e.savedAt : t), ''),
     };
@@ -105,7 +110,7 @@ export async function restoreArchive(dir: string, device: string, opts: RestoreO
   if (sources.length > 1) {
     throw new BisyncError(ErrorCode.REFUSED, `archive '${dir}' holds blocks of ${sources.length} devices (${sources.join(', ')})`, { hint: 'choose one with --side local|peer' });
   }
-  const report: RestoreReport = { merge: id, entries: entries.length, restoredBytes: entries.reduce((s, e) => s + e.length, 0), undo: null, sources };
+  const report: RestoreReport = { merge: id, entries: entries.length, restoredBytes: entryBytes(entries), undo: null, sources };
   if (opts.dryRun || !entries.length) return report;
   const dev = await openExclusive(device, true);
   const fd = openArchiveData(dir);

@@ -2,9 +2,10 @@
 // what the hint says and the error goes away.
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { cli } from '../helpers/cli';
-import { tmpDir } from '../helpers/env';
+import { requires, tmpDir } from '../helpers/env';
 
 const hints = (stderr: string): string[] => stderr.split('\n').filter((l) => l.startsWith('hint: ')).map((l) => l.slice(6));
 
@@ -27,6 +28,24 @@ describe('cli: hints fit their errors', () => {
     const again = serve();
     assert.doesNotMatch(again.stderr, /pre-shared key/);
     assert.match(again.stderr, /missing\.img/);
+  });
+
+  it('merge --online without --resource: an error naming the option, not a crash', () => {
+    const key = path.join(dir, 'online-psk');
+    fs.writeFileSync(key, `${'ab'.repeat(32)}\n`, { mode: 0o600 });
+    const r = cli(['merge', '--online', '--device', path.join(dir, 'missing.img'), '--peer', '127.0.0.1:1', '--psk-file', key, '--yes']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--online needs --resource NAME/);
+  });
+
+  it('merge --online --resource without --peer: refused by the option, before the kernel\'s resource state is asked', function () {
+    requires(this, 'drbdadm');
+    const conf = path.join(dir, 'online.conf');
+    fs.writeFileSync(conf, `resource r0 {\n  device /dev/drbd3 minor 3;\n  disk ${path.join(dir, 'backing.img')};\n  meta-disk internal;\n` +
+      `  on ${os.hostname()} { address 10.0.0.1:7789; }\n  on other-node { address 10.0.0.2:7789; }\n}\n`);
+    const r = cli(['merge', '--online', '--resource', 'r0', '--drbd-config', conf, '--peer-device', path.join(dir, 'peer.img'), '--yes']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--online needs --peer HOST:PORT/);
   });
 
   it('a missing key file: check the --psk-file path, or how to make one', () => {

@@ -5,10 +5,11 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createMetadata } from '../../lib/drbd/create';
+import * as create from '../../lib/drbd/create';
+import { createMetadata, internalDataSize } from '../../lib/drbd/create';
 import { readMetadataAt } from '../../lib/drbd/metadata';
 import { MD_128MB_SECT } from '../../lib/drbd/superblock';
-import { MDF_CONSISTENT, MDF_PRIMARY_IND, MDF_WAS_UP_TO_DATE, NodeState, randomUuid, restoreMetadata } from '../../scripts/split-brain';
+import { MDF_CONSISTENT, MDF_PRIMARY_IND, MDF_WAS_UP_TO_DATE, NodeState, makePair, randomUuid, restoreMetadata, splitBrainStates } from '../../scripts/split-brain';
 import { requires, tmpDir } from '../helpers/env';
 import { Fmt, Placement, drbdmeta, dump, readAt, restore, wordsPerSlot } from './drbdmeta';
 
@@ -147,6 +148,32 @@ describe('createMetadata() read back by the library', function () {
       assert.deepEqual(await m.changeSet(1), []);
     } finally {
       await close();
+    }
+  });
+
+  it('internalDataSize() is the usable size createMetadata() then leaves, for every internal case', async () => {
+    for (const c of CASES.filter((x) => x.placement === 'internal')) {
+      const dev = image(dir, 'size.img', c.size, []);
+      const r = await createMetadata(dev, { format: c.fmt, maxPeers: c.maxPeers, alStripes: c.alStripes, alStripeSizeKiB: c.alStripeSizeKiB, overwrite: true });
+      assert.equal(internalDataSize(c.size, { format: c.fmt, maxPeers: c.maxPeers, alStripes: c.alStripes, alStripeSizeKiB: c.alStripeSizeKiB }), r.bmOffset, c.name);
+      fs.rmSync(dev);
+    }
+    assert.throws(() => internalDataSize(32 * 1024, { format: 'v08' }), /a 32768-byte device is too small for internal v08 meta-data/);
+    assert.throws(() => internalDataSize(MiB, { format: 'v08', maxPeers: 2 }), /maxPeers must be an integer 1 to 1, got 2/);
+  });
+
+  it('makePair() writes each device\'s meta-data once', async () => {
+    const calls: string[] = [];
+    const mod = create as { createMetadata: typeof createMetadata };
+    const real = mod.createMetadata;
+    mod.createMetadata = (device, o) => (calls.push(device), real(device, o));
+    try {
+      const [a, b] = [image(dir, 'a.img', 24 * MiB, []), image(dir, 'b.img', 24 * MiB, [])];
+      const size = await makePair(a, b, splitBrainStates([[0, 8192]], [[MiB, 4096]]));
+      assert.equal(size, internalDataSize(24 * MiB, { format: 'v08' }));
+      assert.deepEqual(calls, [a, b]);
+    } finally {
+      mod.createMetadata = real;
     }
   });
 

@@ -4,7 +4,8 @@
 import { strict as assert } from 'node:assert';
 
 import { lvmCrc } from '../../lib/lvm/crc';
-import { compareMetadata, commonVersion, lvmSource, readLvm, readLvmVersion } from '../../lib/lvm';
+import { lvmLabelSector } from '../../lib/lvm/label';
+import { compareMetadata, commonVersion, LvmReader, lvmSource, type ReadFn, readLvm, readLvmVersion } from '../../lib/lvm';
 import { parseConfig } from '../../lib/lvm/text';
 import { aliasFromRecord } from '../../lib/lvm/ovirt';
 import { rejectsBadLvm } from '../helpers/lvm';
@@ -133,12 +134,55 @@ describe('lvm: synthetic PVs', () => {
     await rejectsBadLvm(readLvmVersion(img.read, img.size, 1, 123), /seqno 1 checksum 0x7b.*no metadata area ring/);
   });
 
+  it('reads each older copy once while scanning the ring; a reader reads the committed text once and an old version where the scan found it', async () => {
+    const o = vgOpts();
+    const texts = Array.from({ length: 6 }, (_, i) => vgText({ ...o, seqno: i + 1, lvs: Array.from({ length: i }, (_, k) => ({ name: `lv${k}`, segments: [[k, 1]] as Array<[number, number]> })) }));
+    const img = pvImage({ deviceSize: o.deviceSize, texts, pvUuid: o.pvUuid });
+    const counted = (): { read: ReadFn; reads: Array<[number, number]> } => {
+      const reads: Array<[number, number]> = [];
+      return { reads, read: (offset, length) => (reads.push([offset, length]), img.read(offset, length)) };
+    };
+    const once = counted();
+    const full = (await readLvm(once.read, img.size))!;
+    assert.equal(full.history.length, texts.length - 1);
+    const mdaStart = full.pv.mdas[0].start;
+    for (const h of full.history) {
+      const [lo, hi] = [mdaStart + h.offset, mdaStart + h.offset + h.size];
+      const covering = once.reads.filter(([off, len]) => off <= lo && off + len >= hi).length;
+      assert.equal(covering, 1, `seqno ${h.seqno} read ${covering} times`);
+    }
+
+    const r = new LvmReader(counted().read, img.size);
+    const twice = counted();
+    const reader = new LvmReader(twice.read, img.size);
+    const bare = (await reader.lvm({ history: false }))!;
+    assert.deepEqual(bare.history, []);
+    assert.deepEqual(await reader.lvm(), full);
+    assert.deepEqual(twice.reads, once.reads, 'the committed view, then the history: the reads of one readLvm');
+    const old = full.history[full.history.length - 1];
+    twice.reads.length = 0;
+    const vg = await reader.lvmVersion(old.seqno, old.checksum);
+    assert.deepEqual(twice.reads, [[mdaStart + old.offset, old.size]], 'only the old copy is read');
+    assert.deepEqual(vg, await readLvmVersion(img.read, img.size, old.seqno, old.checksum));
+    assert.deepEqual(await r.lvmVersion(old.seqno, old.checksum), vg, 'without a scan before, found by scanning');
+    await rejectsBadLvm(reader.lvmVersion(1, 123), /seqno 1 checksum 0x7b.*no metadata area ring/);
+  });
+
   it('reads the label from sector 0 and 3 and refuses a sector_xl that lies', async () => {
     for (const labelSector of [0, 3]) {
       const o = vgOpts();
       const img = pvImage({ deviceSize: o.deviceSize, texts: [vgText(o)], pvUuid: o.pvUuid, labelSector });
       assert.equal((await readLvm(img.read, img.size))!.pv.labelSector, labelSector);
+      assert.equal(lvmLabelSector(await img.read(0, 4096)), labelSector, 'the online gate finds the same sector');
     }
+    const other = Buffer.alloc(2048);
+    other.write('LABELONE', 512, 'latin1');
+    other.write('LVM1 001', 512 + 24, 'latin1');
+    assert.equal(lvmLabelSector(other), undefined, 'a LABELONE sector of another type is no LVM2 label');
+    other.write('LABELONE', 1536, 'latin1');
+    other.write('LVM2 001', 1536 + 24, 'latin1');
+    assert.equal(lvmLabelSector(other), 3);
+    assert.equal(lvmLabelSector(other.subarray(0, 1535)), undefined, 'only whole sectors count');
     const o = vgOpts();
     const img = pvImage({ deviceSize: o.deviceSize, texts: [vgText(o)], pvUuid: o.pvUuid, labelSector: 2 });
     const sector = img.regions.get(1024)!;
@@ -210,6 +254,7 @@ describe('lvm: synthetic PVs', () => {
     assert.equal(common.seqno, 1);
     const anc = await lvmSource(a.read, a.size).lvmVersion(common.seqno, common.checksum);
     const cmp = compareMetadata(va, vb, anc);
+    assert.deepEqual(compareMetadata(va, vb, anc, common), cmp, 'the common version passed in decides as the one computed');
     assert.equal(cmp.changedOn, 'both');
     assert.deepEqual(cmp.changes.local.map((c) => `${c.kind} ${c.lv}`), ['resized v2', 'created va']);
     assert.deepEqual(cmp.changes.peer.map((c) => `${c.kind} ${c.lv}`), ['renamed v1renamed', 'retagged v1renamed', 'removed v2', 'created vb']);

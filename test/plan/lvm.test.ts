@@ -5,7 +5,7 @@ import { strict as assert } from 'node:assert';
 import type { Extent } from '../../lib/device/extent';
 import { intersect, subtract } from '../../lib/device/extent';
 import type { LogicalVolume, LvmView, MetadataComparison, OvirtRole } from '../../lib/lvm/types';
-import { attribute, planLvm, regionsOf, LvmResolutions, LeaseParser } from '../../lib/plan/lvm';
+import { attribute, joinVerdicts, lvVerdict, planLvm, regionsOf, LvmResolutions, LeaseParser, type LvVerdict } from '../../lib/plan/lvm';
 import { MemoryEndpoint } from '../transport/fixtures/memory-endpoint';
 
 const MiB = 1 << 20;
@@ -91,6 +91,18 @@ describe('LVM plan: attribution', () => {
 });
 
 describe('LVM plan: verdicts per LV', () => {
+  it('joins verdicts as "which nodes changed any part": every list of up to three verdicts', () => {
+    const all: LvVerdict[] = ['unchanged', 'local-only', 'peer-only', 'both'];
+    assert.deepEqual([[false, false], [true, false], [false, true], [true, true]].map(([l, p]) => lvVerdict(l, p)), all);
+    const lists: LvVerdict[][] = [[]];
+    for (let n = 0; n < 3; n++) for (const l of [...lists]) if (l.length === n) for (const v of all) lists.push([...l, v]);
+    for (const l of lists) {
+      const changed = new Set(l.filter((v) => v !== 'unchanged'));
+      const want = changed.has('both') || (changed.has('local-only') && changed.has('peer-only')) ? 'both' : changed.has('local-only') ? 'local-only' : changed.has('peer-only') ? 'peer-only' : 'unchanged';
+      assert.equal(joinVerdicts(l), want, JSON.stringify(l));
+    }
+  });
+
   it('each node wrote only its own LVs: local-only and peer-only, nothing refused, all moves plain', async () => {
     const lc: Extent[] = [[1 * MiB, 8 * BS], [2 * MiB, BS]];
     const pc: Extent[] = [[7 * MiB, 16 * BS], [12 * MiB, BS]];

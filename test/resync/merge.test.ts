@@ -127,6 +127,35 @@ describe('merge (two devices on one host)', function () {
     for (const [off, len] of conflicts) assert.ok(restored.subarray(off, off + len).equals(p.before.peer.subarray(off, off + len)), `peer's own bytes back at ${off}`);
   });
 
+  it('reads each superblock twice, for the plan and for the finalize guard, not once more per archived lane', async () => {
+    const a = randomRanges(SIZE / 2, 12, 16);
+    const b: Extent[] = [...union(a.slice(0, 4), randomRanges(SIZE / 2, 6, 4, a))];
+    p = await setupPair(SIZE, splitBrainStates(a, b));
+    const local = await LocalEndpoint.open(p.local, { write: true });
+    const peer = await LocalEndpoint.open(p.peer, { write: true });
+    const calls: string[] = [];
+    let phase = 'start';
+    for (const [side, ep] of [['local', local], ['peer', peer]] as const) {
+      const info = ep.info.bind(ep);
+      ep.info = () => {
+        calls.push(`${side}@${phase}`);
+        return info();
+      };
+    }
+    try {
+      const m = new Merge(local, peer, { journal: path.join(p.dir, 'journal.json'), onConflict: 'prefer-local', archive: path.join(p.dir, 'archive') });
+      m.on('progress', (e: { phase: string }) => {
+        phase = e.phase;
+      });
+      const report = await m.run();
+      assert.equal(report.outcome, 'merged', report.message);
+      assert.ok(report.conflictResolution.archivedBytes > 0, 'the conflicts lane archived the peer\'s bytes');
+    } finally {
+      await Promise.all([local.close(), peer.close()]);
+    }
+    assert.deepEqual(calls.sort(), ['local@start', 'local@verify', 'peer@start', 'peer@verify']);
+  });
+
   it('prefer-peer keeps the peer\'s blocks everywhere it wrote', async () => {
     const a = randomRanges(SIZE / 2, 8, 16);
     const b: Extent[] = [...union(a.slice(1, 3), randomRanges(SIZE / 2, 6, 4, a))];

@@ -1,5 +1,6 @@
 // inspect: decode one node's DRBD meta-data (superblock, bitmap, activity log).
 import { Command } from 'commander';
+import { totalBytes } from '../../device/extent';
 import { readMetadataAt } from '../../drbd/metadata';
 import type { MetadataReport } from '../../drbd/types';
 import { Exit, formatBytes, printJson, println, run } from '../output';
@@ -46,7 +47,7 @@ function printHuman(path: string, r: MetadataReport): void {
   println(`  device UUID ${r.deviceUuid}${r.nodeId !== undefined ? `, node id ${r.nodeId}, ${r.maxPeers} bitmap slot(s)` : ''}`);
   println(`  flags 0x${r.flags.raw.toString(16).padStart(8, '0')}: ${onOff(r.flags)}`);
   println(`  out of sync: ${r.bitsSet} bits, ${formatBytes(r.changedBytes)}`);
-  println(`  activity log: ${r.alExtents.length ? `${r.alExtents.length} hot range(s), ${formatBytes(r.alExtents.reduce((n, e) => n + e[1], 0))}` : 'nothing to apply'}`);
+  println(`  activity log: ${r.alExtents.length ? `${r.alExtents.length} hot range(s), ${formatBytes(totalBytes(r.alExtents))}` : 'nothing to apply'}`);
   for (const p of r.peers ?? []) {
     println(`  peer ${p.nodeId}: slot ${p.bitmapIndex}, bitmap UUID ${p.bitmapUuid}, ${p.bitsSet} bits, flags ${onOff(p.flags)}`);
   }

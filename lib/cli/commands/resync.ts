@@ -71,8 +71,17 @@ function addDeviceOptions(cmd: Command): Command {
     .option('--volume <n>', 'with --resource: the volume\'s position in the resource (needed when it has several)');
 }
 
+export interface LocalDevice {
+  device: string;
+  metaDevice?: string;
+  metaIndex: number | 'flex';
+  /** With --resource. */
+  resource?: DrbdResource;
+  volume?: ResourceVolume;
+}
+
 /** This node's device options, from --device or from the DRBD configuration of --resource. */
-export async function localDevice(o: DeviceOptions): Promise<{ device: string; metaDevice?: string; metaIndex: number | 'flex'; resource?: DrbdResource; volume?: ResourceVolume }> {
+export async function localDevice(o: DeviceOptions): Promise<LocalDevice> {
   if (!!o.device === !!o.resource) throw new RangeError('give exactly one of --device DEV and --resource NAME');
   if (o.device) {
     if (o.drbdConfig || o.volume !== undefined) throw new RangeError('--drbd-config and --volume go with --resource, not --device');
@@ -123,11 +132,17 @@ interface Pair {
   remote?: RemoteEndpoint;
 }
 
-async function openPair(o: PeerOptions, write: boolean): Promise<Pair> {
-  if (!!o.peer === !!o.peerDevice) throw new RangeError('give exactly one of --peer HOST:PORT and --peer-device PATH');
-  const dev = await localDevice(o);
+/** --online takes the DRBD device and the resource to hand back from --resource, and needs the peer's agent to hand back. */
+function checkOnline(o: PeerOptions, dev: LocalDevice): void {
   if (o.online && !dev.volume) throw new RangeError('--online needs --resource NAME: the DRBD device and the resource to hand back come from its configuration');
   if (o.online && !o.peer) throw new RangeError('--online needs --peer HOST:PORT: the other node\'s agent hands its resource back to DRBD');
+}
+
+/** `resolved`: this node's device when the caller already resolved it (drbdadm runs once per --resource). */
+async function openPair(o: PeerOptions, write: boolean, resolved?: LocalDevice): Promise<Pair> {
+  if (!!o.peer === !!o.peerDevice) throw new RangeError('give exactly one of --peer HOST:PORT and --peer-device PATH');
+  const dev = resolved ?? await localDevice(o);
+  checkOnline(o, dev);
   const live = o.online ? { drbdDevice: dev.volume!.device } : undefined;
   const local = await LocalEndpoint.open(dev.device, { write, metaDevice: dev.metaDevice, metaIndex: dev.metaIndex, live });
   try {
@@ -235,13 +250,15 @@ export function registerResyncCommands(program: Command): void {
         const timeoutMs = parseSeconds(o.handbackTimeout, '--handback-timeout');
         if (o.csumsAlg !== undefined && !/^[a-z0-9-]{1,32}$/.test(o.csumsAlg)) throw new RangeError(`--csums-alg must be a kernel hash name such as md5 or sha1, got '${o.csumsAlg}'`);
         const roles = new RoleWatch();
+        let dev: LocalDevice | undefined;
         if (o.online) {
           // Before anything opens: a survivor that is not Primary or already connected has nothing to do online.
-          const dev = await localDevice(o);
+          dev = await localDevice(o);
+          checkOnline(o, dev);
           checkSurvivor(roles.note(await resourceState(dev.resource!.name)));
         }
         if (!o.dryRun) await confirmWrite(o.yes, `merged blocks ${o.online ? 'into the live DRBD device' : 'and DRBD meta-data'} of ${o.device ?? `resource ${o.resource}`} and ${o.peer ?? o.peerDevice}`);
-        const pair = await openPair(o, !o.dryRun);
+        const pair = await openPair(o, !o.dryRun, dev);
         const bar = progressReporter(!o.json);
         let peerClosed = false;
         try {
