@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -110,8 +111,9 @@ void Nonce(uint64_t seq, uint8_t out[12]) {
 
 // CPU seconds this thread spent in each part of a batch, so a benchmark can
 // say where the time goes (the JS side adds these up per stream).
-enum Phase { kRead, kCrypt, kNet, kWrite, kZstd, kPhases };
-const char* const kPhaseNames[kPhases] = {"read", "crypto", "socket", "write", "zstd"};
+// verify: hashing what was sent, and reading back and hashing what was written.
+enum Phase { kRead, kCrypt, kNet, kWrite, kZstd, kVerify, kPhases };
+const char* const kPhaseNames[kPhases] = {"read", "crypto", "socket", "write", "zstd", "verify"};
 
 double ThreadCpu() {
   timespec ts;
@@ -144,6 +146,9 @@ class Op {
   virtual ~Op() { EVP_CIPHER_CTX_free(ctx_); }
   uint64_t wire = 0;
   double cpu[kPhases] = {};
+  // XXH3-128 of the batch's plain bytes: as sent (sender) or as read back from the device (receiver).
+  bool hasDigest = false;
+  uint8_t digest[16] = {};
 
  protected:
   explicit Op(const Record& r) : r_(r) {}
@@ -197,9 +202,17 @@ class Op {
     return ok ? true : Fail(EPROTO, "EVP_CipherInit");
   }
 
+  void SetDigest(XXH128_hash_t h) {
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, h);
+    memcpy(digest, c.digest, sizeof digest);
+    hasDigest = true;
+  }
+
   // Seals n bytes at p in place, a slice at a time, sending each slice while
-  // it is still in cache; then the tag.
-  bool SealAndSend(uint8_t kind, uint8_t* p, size_t n, uint32_t rawLen) {
+  // it is still in cache; then the tag. With `hash`, each slice is hashed
+  // before it is encrypted (the digest of exactly the bytes sent).
+  bool SealAndSend(uint8_t kind, uint8_t* p, size_t n, uint32_t rawLen, XXH3_state_t* hash = nullptr) {
     uint8_t h[kHeader] = {};
     PutU32(h, kMagic);
     h[4] = kind;
@@ -210,6 +223,10 @@ class Op {
     if (!Init(true, h) || !SendAll(h, kHeader)) return false;
     for (size_t done = 0; done < n;) {
       int k = static_cast<int>(std::min(kSlice, n - done)), outl = 0;
+      if (hash) {
+        Charge c(&cpu[kVerify]);
+        XXH3_128bits_update(hash, p + done, static_cast<size_t>(k));
+      }
       {
         Charge c(&cpu[kCrypt]);
         if (!EVP_EncryptUpdate(ctx_, p + done, &outl, p + done, k) || outl != k) return Fail(EPROTO, "EVP_EncryptUpdate");
@@ -350,6 +367,7 @@ class Call : public Op {
   virtual Napi::Value Result(Napi::Env env) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("wire", Napi::Number::New(env, static_cast<double>(wire)));
+    if (hasDigest) o.Set("digest", Napi::Buffer<uint8_t>::Copy(env, digest, sizeof digest));
     Napi::Object t = Napi::Object::New(env);
     for (int i = 0; i < kPhases; i++) t.Set(kPhaseNames[i], Napi::Number::New(env, cpu[i]));
     o.Set("cpu", t);
@@ -375,10 +393,12 @@ void Call::Done(Napi::Env env, Napi::Function, std::nullptr_t*, Call* c) {
   delete c;
 }
 
-// sendExtents(sock, key, seq, id, fd, path, extents, zstdLevel) -> { wire }
+// sendExtents(sock, key, seq, id, fd, path, extents, zstdLevel, digest) -> { wire, digest? }
+// With digest, the XXH3-128 of the plain bytes sent: the receiver's read-back is checked against it.
 class SendExtents : public Call {
  public:
-  SendExtents(Napi::Env env, const Record& r, Device d, int level) : Call(env, r), d_(std::move(d)), level_(level) {}
+  SendExtents(Napi::Env env, const Record& r, Device d, int level, bool digest)
+      : Call(env, r), d_(std::move(d)), level_(level), wantDigest_(digest) {}
   bool Run() override {
     const uint64_t total = d_.Total();
     if (total > kMaxRecord) return Fail(EINVAL, "bulk send", "batch of " + std::to_string(total) + " bytes exceeds 1 GiB");
@@ -388,6 +408,9 @@ class SendExtents : public Call {
       Charge c(&cpu[kRead]);
       if (!GatherInto(d_, buf.data(), &err_)) return false;
     }
+    XXH3_state_t st;
+    XXH3_state_t* hash = wantDigest_ ? &st : nullptr;
+    if (hash) XXH3_128bits_reset(hash);
     if (level_ > 0 && total >= 4096) {
       PooledBuffer z;
       const size_t bound = ZSTD_compressBound(total);
@@ -398,20 +421,33 @@ class SendExtents : public Call {
         n = ZSTD_compress(z.data(), bound, buf.data(), total, level_);
       }
       if (ZSTD_isError(n)) return Fail(EPROTO, "ZSTD_compress", ZSTD_getErrorName(n));
-      if (n < total) return SealAndSend(kDataZstd, z.data(), n, static_cast<uint32_t>(total));
+      if (n < total) {
+        if (hash) {
+          Charge c(&cpu[kVerify]);
+          XXH3_128bits_update(hash, buf.data(), total);
+        }
+        return SealAndSend(kDataZstd, z.data(), n, static_cast<uint32_t>(total)) && Digest(hash);
+      }
     }
-    return SealAndSend(kData, buf.data(), total, static_cast<uint32_t>(total));
+    return SealAndSend(kData, buf.data(), total, static_cast<uint32_t>(total), hash) && Digest(hash);
   }
 
  private:
+  bool Digest(XXH3_state_t* hash) {
+    if (hash) SetDigest(XXH3_128bits_digest(hash));
+    return true;
+  }
   Device d_;
   int level_;
+  bool wantDigest_;
 };
 
-// recvExtents(sock, key, seq, id, fd, path, extents) -> { wire }: writes only after the tag held.
+// recvExtents(sock, key, seq, id, fd, path, extents, readBack) -> { wire, digest? }: writes only
+// after the tag held. With readBack, the extents are then read again from the device (O_DIRECT:
+// from the device, not from this buffer's bytes) and the digest is of what the device returned.
 class RecvExtents : public Call {
  public:
-  RecvExtents(Napi::Env env, const Record& r, Device d) : Call(env, r), d_(std::move(d)) {}
+  RecvExtents(Napi::Env env, const Record& r, Device d, bool readBack) : Call(env, r), d_(std::move(d)), readBack_(readBack) {}
   bool Run() override {
     const uint64_t total = d_.Total();
     uint8_t h[kHeader], kind;
@@ -421,10 +457,7 @@ class RecvExtents : public Call {
     PooledBuffer buf;
     if (!buf.Get(n + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
     if (!RecvAndOpen(h, buf.data(), n)) return false;
-    if (kind == kData) {
-      Charge c(&cpu[kWrite]);
-      return ScatterFrom(d_, buf.data(), &err_);
-    }
+    if (kind == kData) return Write(buf.data()) && ReadBack(buf.data(), total);
     PooledBuffer plain;
     if (!plain.Get(total + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
     size_t got;
@@ -433,12 +466,24 @@ class RecvExtents : public Call {
       got = ZSTD_decompress(plain.data(), total, buf.data(), n);
     }
     if (ZSTD_isError(got) || got != total) return Fail(EPROTO, "ZSTD_decompress", ZSTD_isError(got) ? ZSTD_getErrorName(got) : "size differs from the header's");
-    Charge c(&cpu[kWrite]);
-    return ScatterFrom(d_, plain.data(), &err_);
+    return Write(plain.data()) && ReadBack(plain.data(), total);
   }
 
  private:
+  bool Write(const uint8_t* buf) {
+    Charge c(&cpu[kWrite]);
+    return ScatterFrom(d_, buf, &err_);
+  }
+  // Overwrites the buffer with what the device now holds and hashes that.
+  bool ReadBack(uint8_t* buf, uint64_t total) {
+    if (!readBack_) return true;
+    Charge c(&cpu[kVerify]);
+    if (!GatherInto(d_, buf, &err_)) return false;
+    SetDigest(XXH3_128bits(buf, total));
+    return true;
+  }
   Device d_;
+  bool readBack_;
 };
 
 // sendMessage(sock, key, seq, id, buffer) -> { wire }: a small record (stream hello and its answer).
@@ -526,9 +571,9 @@ void InitBulk(Napi::Env env, Napi::Object exports) {
   b.Set("shutdown", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { shutdown(static_cast<int>(ArgInt(i, 0)), SHUT_RDWR); }, "shutdown"));
   b.Set("close", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { close(static_cast<int>(ArgInt(i, 0))); }, "close"));
   b.Set("sendExtents", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
-          return Launch(i.Env(), new SendExtents(i.Env(), ArgRecord(i), ArgDevice(i, 4), static_cast<int>(ArgInt(i, 7))), "bisync:bulkSend"); }, "sendExtents"));
+          return Launch(i.Env(), new SendExtents(i.Env(), ArgRecord(i), ArgDevice(i, 4), static_cast<int>(ArgInt(i, 7)), ArgBool(i, 8)), "bisync:bulkSend"); }, "sendExtents"));
   b.Set("recvExtents", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
-          return Launch(i.Env(), new RecvExtents(i.Env(), ArgRecord(i), ArgDevice(i, 4)), "bisync:bulkRecv"); }, "recvExtents"));
+          return Launch(i.Env(), new RecvExtents(i.Env(), ArgRecord(i), ArgDevice(i, 4), ArgBool(i, 7)), "bisync:bulkRecv"); }, "recvExtents"));
   b.Set("sendMessage", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
           if (!i[4].IsBuffer()) throw Napi::TypeError::New(i.Env(), "message must be a Buffer");
           auto m = i[4].As<Napi::Buffer<uint8_t>>();

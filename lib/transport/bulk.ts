@@ -39,18 +39,22 @@ export interface StreamCpu {
   socket: number;
   write: number;
   zstd: number;
+  /** Hashing what was sent, and reading back and hashing what was written. */
+  verify: number;
 }
 interface NativeResult {
   wire: number;
   cpu: StreamCpu;
+  /** XXH3-128 of the batch: of the bytes sent (sender), of the bytes read back from the device (receiver). */
+  digest?: Buffer;
 }
 
 interface NativeBulk {
   adopt(fd: number): number;
   shutdown(fd: number): void;
   close(fd: number): void;
-  sendExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, level: number): Promise<NativeResult>;
-  recvExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array): Promise<NativeResult>;
+  sendExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, level: number, digest: boolean): Promise<NativeResult>;
+  recvExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, readBack: boolean): Promise<NativeResult>;
   sendMessage(sock: number, key: Buffer, seq: number, id: number, message: Buffer): Promise<NativeResult>;
   recvMessage(sock: number, key: Buffer, seq: number, id: number, maxBytes: number): Promise<NativeResult & { message: Buffer }>;
 }
@@ -122,7 +126,7 @@ export class BulkStream {
   wireReceived = 0;
   payloadSent = 0;
   payloadReceived = 0;
-  readonly cpu: StreamCpu = { read: 0, crypto: 0, socket: 0, write: 0, zstd: 0 };
+  readonly cpu: StreamCpu = noCpu();
   private readonly out: Lane;
   private readonly in: Lane;
   private broken: Error | null = null;
@@ -170,24 +174,32 @@ export class BulkStream {
     });
   }
 
-  /** Reads extents from the device and sends them as one record (zstd first when level > 0). */
-  send(id: number, device: BlockDevice, extents: Extent[], bytes: number, level: number, rate: TokenBucket | null): Promise<void> {
+  /**
+   * Reads extents from the device and sends them as one record (zstd first when level > 0).
+   * With `digest`, resolves to the XXH3-128 of the bytes sent.
+   */
+  send(id: number, device: BlockDevice, extents: Extent[], bytes: number, level: number, rate: TokenBucket | null, digest = false): Promise<Buffer | undefined> {
     device.checkBatch(extents, 'gather');
     return this.run(this.out, async (key, seq) => {
       if (rate) await rate.take(bytes);
-      const r = this.count(await device.track(nb.sendExtents(this.fd, key, seq, id, device.handle('gather'), device.path, toFlat(extents), level)));
+      const r = this.count(await device.track(nb.sendExtents(this.fd, key, seq, id, device.handle('gather'), device.path, toFlat(extents), level, digest)));
       this.wireSent += r.wire;
       this.payloadSent += bytes;
+      return r.digest;
     });
   }
 
-  /** Receives one record and writes it to the extents, only once its tag held. */
-  recv(id: number, device: BlockDevice, extents: Extent[], bytes: number): Promise<void> {
+  /**
+   * Receives one record and writes it to the extents, only once its tag held. With `readBack`,
+   * reads the extents back from the device and resolves to the XXH3-128 of what it returned.
+   */
+  recv(id: number, device: BlockDevice, extents: Extent[], bytes: number, readBack = false): Promise<Buffer | undefined> {
     device.checkBatch(extents, 'scatter');
     return this.run(this.in, async (key, seq) => {
-      const r = this.count(await device.track(nb.recvExtents(this.fd, key, seq, id, device.handle('scatter'), device.path, toFlat(extents))));
+      const r = this.count(await device.track(nb.recvExtents(this.fd, key, seq, id, device.handle('scatter'), device.path, toFlat(extents), readBack)));
       this.wireReceived += r.wire;
       this.payloadReceived += bytes;
+      return r.digest;
     });
   }
 
@@ -239,11 +251,15 @@ export function withStreams(s: TransferStats, streams: Iterable<BulkStream>): Tr
     s.wireBytesReceived += st.wireReceived;
     s.payloadBytesSent += st.payloadSent;
     s.payloadBytesReceived += st.payloadReceived;
-    s.dataStreams ??= { count: 0, cpu: { read: 0, crypto: 0, socket: 0, write: 0, zstd: 0 } };
+    s.dataStreams ??= { count: 0, cpu: noCpu() };
     s.dataStreams.count++;
     for (const k of Object.keys(st.cpu) as Array<keyof StreamCpu>) s.dataStreams.cpu[k] += st.cpu[k];
   }
   return s;
+}
+
+function noCpu(): StreamCpu {
+  return { read: 0, crypto: 0, socket: 0, write: 0, zstd: 0, verify: 0 };
 }
 
 /** Native errors from a stream say which stream; a failed tag becomes a checksum error the caller can branch on. */

@@ -102,6 +102,11 @@ export interface RequestJson {
   update?: unknown;
   /** bulkWrite/bulkRead: the data stream that carries the batch (its record has this request's id). */
   s?: number;
+  /**
+   * bulkWrite/bulkRead: reply with the batch's XXH3-128 (`digest`, hex): bulkRead of the bytes
+   * sent, bulkWrite of the bytes read back from the device after writing them.
+   */
+  v?: boolean;
   /** lvm: false skips the ring history. */
   history?: boolean;
   /** lvmVersion: which VG version. */

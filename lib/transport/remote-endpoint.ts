@@ -84,29 +84,33 @@ export class RemoteEndpoint implements Endpoint {
 
   /**
    * Sends extents of a local device to the same extents of the agent's device:
-   * on a data stream when there are any, else as an ordinary write.
+   * on a data stream when there are any, else as an ordinary write. With
+   * `verify` on a data stream, resolves to the digest of what was sent and of
+   * what the agent read back from its device after writing; else null.
    */
-  async pushFrom(device: BlockDevice, extents: Extent[]): Promise<void> {
+  async pushFrom(device: BlockDevice, extents: Extent[], verify = false): Promise<BatchDigests | null> {
     const streams = await this.dataStreams();
-    if (!streams) return this.write(extents, await device.gather(extents));
+    if (!streams) return this.write(extents, await device.gather(extents)).then(() => null);
     const s = this.turn.out++ % streams.length;
     const bytes = totalLength(extents);
     const id = this.takeId();
     // The local half first: it validates the extents (and throws) before the agent waits for a record.
-    const sent = streams[s].send(id, device, extents, bytes, this.conn.compressionLevel, this.conn.rate);
-    const reply = this.call('bulkWrite', { n: extents.length, s }, [extentsToBuffer(extents)], false, id);
-    await settleBoth(reply, sent, streams[s]);
+    const sent = streams[s].send(id, device, extents, bytes, this.conn.compressionLevel, this.conn.rate, verify);
+    const reply = this.call('bulkWrite', { n: extents.length, s, ...(verify ? { v: true } : {}) }, [extentsToBuffer(extents)], false, id);
+    const [f, digest] = await settleBoth(reply, sent, streams[s]);
+    return digests(digest, agentDigest(f));
   }
 
-  /** Fetches extents of the agent's device into the same extents of a local device. */
-  async pullInto(device: BlockDevice, extents: Extent[]): Promise<void> {
+  /** Fetches extents of the agent's device into the same extents of a local device; `verify` as for pushFrom. */
+  async pullInto(device: BlockDevice, extents: Extent[], verify = false): Promise<BatchDigests | null> {
     const streams = await this.dataStreams();
-    if (!streams) return device.scatter(extents, await this.read(extents));
+    if (!streams) return device.scatter(extents, await this.read(extents)).then(() => null);
     const s = this.turn.in++ % streams.length;
     const id = this.takeId();
-    const received = streams[s].recv(id, device, extents, totalLength(extents));
-    const reply = this.call('bulkRead', { n: extents.length, s }, [extentsToBuffer(extents)], false, id);
-    await settleBoth(reply, received, streams[s]);
+    const received = streams[s].recv(id, device, extents, totalLength(extents), verify);
+    const reply = this.call('bulkRead', { n: extents.length, s, ...(verify ? { v: true } : {}) }, [extentsToBuffer(extents)], false, id);
+    const [f, digest] = await settleBoth(reply, received, streams[s]);
+    return digests(agentDigest(f), digest);
   }
 
   /** Opens the data streams once, on first use; null when there are none to use. */
@@ -419,11 +423,29 @@ export async function openStream(o: ConnectPeerOptions, label: string, token: st
  * a local half waiting on a record the agent will not send or read wakes up;
  * the agent's own error explains more than the torn stream does.
  */
-async function settleBoth(reply: Promise<unknown>, local: Promise<void>, stream: BulkStream): Promise<void> {
+async function settleBoth<T>(reply: Promise<Frame>, local: Promise<T>, stream: BulkStream): Promise<[Frame, T]> {
   reply.catch(() => stream.close());
   const [r, l] = await Promise.allSettled([reply, local]);
   if (r.status === 'rejected') throw r.reason;
   if (l.status === 'rejected') throw l.reason;
+  return [r.value, l.value];
+}
+
+/** A batch's digest on the sending and on the receiving side (after read-back): equal when the batch landed intact. */
+export interface BatchDigests {
+  sent: Buffer;
+  written: Buffer;
+}
+
+/** Null when either side gave none (nothing asked, or an agent that does not verify): the merge then verifies the batch afterwards. */
+function digests(sent: Buffer | undefined, written: Buffer | undefined): BatchDigests | null {
+  return sent && written ? { sent, written } : null;
+}
+
+/** The digest an agent's bulkRead/bulkWrite reply carries (hex), if any. */
+function agentDigest(f: Frame): Buffer | undefined {
+  const hex = (f.json as { digest?: unknown } | null)?.digest;
+  return typeof hex === 'string' && /^[0-9a-f]{32}$/.test(hex) ? Buffer.from(hex, 'hex') : undefined;
 }
 
 function startTls(raw: net.Socket, o: ConnectPeerOptions, label: string, signal: AbortSignal, alpn?: string): Promise<tls.TLSSocket> {
