@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "extents.h"
 #include "sys/blockdev.h"
 
 namespace bisync {
@@ -42,10 +43,6 @@ constexpr size_t kHeader = 32, kTag = 16, kKey = 32;
 constexpr size_t kSlice = 256u << 10;          // encrypt/decrypt and send/recv step: stays in L2
 constexpr uint64_t kMaxRecord = 1ull << 30;    // the frame limit of the control channel, too
 enum Kind : uint8_t { kData = 1, kDataZstd = 2, kMessage = 3 };
-
-struct Extent {
-  uint64_t off, len;
-};
 
 // Aligned buffers outlive the calls that use them: a fresh 8 MiB buffer per
 // batch costs a page fault per 4 KiB. Shared by every thread (and every
@@ -291,31 +288,15 @@ struct Device {
 
 bool GatherInto(Device& d, uint8_t* buf, SysError* err) {
   size_t pos = 0;
-  sys::Err e;
   PooledBuffer bounce;  // one for all unaligned extents, as in ScatterFrom: Get() reuses it
   for (const Extent& x : d.x) {
-    size_t got = 0;
     // The read may run up to one sector past the extent; the next one overwrites it.
     if (pos % sys::kAlign == 0 && x.off % sys::kAlign == 0) {
-      if (!sys::PreadFull(d.fd, buf + pos, sys::AlignUp(x.len, sys::kAlign), x.off, &got, &e)) {
-        err->Set(e.code, e.syscall);
-        err->path = d.path;
-        return false;
-      }
+      if (!ReadExact(d.fd, d.path, buf + pos, x.len, x.off, err)) return false;
     } else {
       if (!bounce.Get(sys::AlignUp(x.len, sys::kAlign))) { err->Set(ENOMEM, "posix_memalign"); return false; }
-      if (!sys::PreadFull(d.fd, bounce.data(), sys::AlignUp(x.len, sys::kAlign), x.off, &got, &e)) {
-        err->Set(e.code, e.syscall);
-        err->path = d.path;
-        return false;
-      }
-      memcpy(buf + pos, bounce.data(), std::min<size_t>(got, x.len));
-    }
-    if (got < x.len) {
-      err->Set(EIO, "pread");
-      err->path = d.path;
-      err->detail = "short read at " + std::to_string(x.off + got) + ": end of device";
-      return false;
+      if (!ReadExact(d.fd, d.path, bounce.data(), x.len, x.off, err)) return false;
+      memcpy(buf + pos, bounce.data(), x.len);
     }
     pos += x.len;
   }
@@ -324,7 +305,6 @@ bool GatherInto(Device& d, uint8_t* buf, SysError* err) {
 
 bool ScatterFrom(Device& d, const uint8_t* buf, SysError* err) {
   size_t pos = 0;
-  sys::Err e;
   PooledBuffer bounce;
   for (const Extent& x : d.x) {
     const uint8_t* p = buf + pos;
@@ -333,11 +313,7 @@ bool ScatterFrom(Device& d, const uint8_t* buf, SysError* err) {
       memcpy(bounce.data(), p, x.len);
       p = bounce.data();
     }
-    if (!sys::PwriteFull(d.fd, p, x.len, x.off, &e)) {
-      err->Set(e.code, e.syscall);
-      err->path = d.path;
-      return false;
-    }
+    if (!WriteAll(d.fd, d.path, p, x.len, x.off, err)) return false;
     pos += x.len;
   }
   return true;
@@ -521,22 +497,17 @@ class RecvMessage : public Call {
 
 Record ArgRecord(const Napi::CallbackInfo& info) {
   Record r{};
-  r.sock = static_cast<int>(ArgInt(info, 0));
+  r.sock = static_cast<int>(ArgUint(info, 0, "sock", INT32_MAX));
   if (!info[1].IsBuffer() || info[1].As<Napi::Buffer<uint8_t>>().Length() != kKey)
     throw Napi::TypeError::New(info.Env(), "key must be a 32-byte Buffer");
   memcpy(r.key, info[1].As<Napi::Buffer<uint8_t>>().Data(), kKey);
-  r.seq = static_cast<uint64_t>(ArgInt(info, 2));
-  r.id = static_cast<uint32_t>(ArgInt(info, 3));
+  r.seq = ArgUint(info, 2, "seq");
+  r.id = static_cast<uint32_t>(ArgUint(info, 3, "id", UINT32_MAX));
   return r;
 }
 
 Device ArgDevice(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i + 2].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "extents must be a Float64Array");
-  auto a = info[i + 2].As<Napi::Float64Array>();
-  Device d{static_cast<int>(ArgInt(info, i)), ArgString(info, i + 1), {}};
-  d.x.resize(a.ElementLength() / 2);
-  for (size_t k = 0; k < d.x.size(); k++) d.x[k] = {static_cast<uint64_t>(a[2 * k]), static_cast<uint64_t>(a[2 * k + 1])};
-  return d;
+  return Device{static_cast<int>(ArgUint(info, i, "fd", INT32_MAX)), ArgString(info, i + 1), ArgExtents(info, i + 2)};
 }
 
 Napi::Value Launch(Napi::Env env, Call* c, const char* name) {
@@ -547,7 +518,7 @@ Napi::Value Launch(Napi::Env env, Call* c, const char* name) {
 
 // adopt(fd) -> fd: a blocking, close-on-exec duplicate that outlives the JS socket it came from.
 Napi::Value Adopt(const Napi::CallbackInfo& info) {
-  int fd = fcntl(static_cast<int>(ArgInt(info, 0)), F_DUPFD_CLOEXEC, 3);
+  int fd = fcntl(static_cast<int>(ArgUint(info, 0, "fd", INT32_MAX)), F_DUPFD_CLOEXEC, 3);
   SysError e;
   if (fd < 0) {
     e.Set(errno, "dup");
@@ -568,10 +539,10 @@ void InitBulk(Napi::Env env, Napi::Object exports) {
   Napi::Object b = Napi::Object::New(env);
   b.Set("adopt", Napi::Function::New(env, Adopt, "adopt"));
   // shutdown wakes every thread blocked on the socket; close only once none is.
-  b.Set("shutdown", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { shutdown(static_cast<int>(ArgInt(i, 0)), SHUT_RDWR); }, "shutdown"));
-  b.Set("close", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { close(static_cast<int>(ArgInt(i, 0))); }, "close"));
+  b.Set("shutdown", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { shutdown(static_cast<int>(ArgUint(i, 0, "sock", INT32_MAX)), SHUT_RDWR); }, "shutdown"));
+  b.Set("close", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { close(static_cast<int>(ArgUint(i, 0, "sock", INT32_MAX))); }, "close"));
   b.Set("sendExtents", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
-          return Launch(i.Env(), new SendExtents(i.Env(), ArgRecord(i), ArgDevice(i, 4), static_cast<int>(ArgInt(i, 7)), ArgBool(i, 8)), "bisync:bulkSend"); }, "sendExtents"));
+          return Launch(i.Env(), new SendExtents(i.Env(), ArgRecord(i), ArgDevice(i, 4), static_cast<int>(ArgInt(i, 7, "zstdLevel")), ArgBool(i, 8)), "bisync:bulkSend"); }, "sendExtents"));
   b.Set("recvExtents", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
           return Launch(i.Env(), new RecvExtents(i.Env(), ArgRecord(i), ArgDevice(i, 4), ArgBool(i, 7)), "bisync:bulkRecv"); }, "recvExtents"));
   b.Set("sendMessage", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
@@ -579,7 +550,7 @@ void InitBulk(Napi::Env env, Napi::Object exports) {
           auto m = i[4].As<Napi::Buffer<uint8_t>>();
           return Launch(i.Env(), new SendMessage(i.Env(), ArgRecord(i), m.Data(), m.Length()), "bisync:bulkSendMessage"); }, "sendMessage"));
   b.Set("recvMessage", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
-          return Launch(i.Env(), new RecvMessage(i.Env(), ArgRecord(i), static_cast<size_t>(ArgInt(i, 4))), "bisync:bulkRecvMessage"); }, "recvMessage"));
+          return Launch(i.Env(), new RecvMessage(i.Env(), ArgRecord(i), static_cast<size_t>(ArgUint(i, 4, "maxBytes", kMaxRecord))), "bisync:bulkRecvMessage"); }, "recvMessage"));
   exports.Set("bulk", b);
 }
 
