@@ -22,7 +22,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <xxhash.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -108,7 +107,7 @@ void Nonce(uint64_t seq, uint8_t out[12]) {
 
 // CPU seconds this thread spent in each part of a batch, so a benchmark can
 // say where the time goes (the JS side adds these up per stream).
-// verify: hashing what was sent, and reading back and hashing what was written.
+// verify: reading back what was written and comparing it with what was received.
 enum Phase { kRead, kCrypt, kNet, kWrite, kZstd, kVerify, kPhases };
 const char* const kPhaseNames[kPhases] = {"read", "crypto", "socket", "write", "zstd", "verify"};
 
@@ -143,9 +142,8 @@ class Op {
   virtual ~Op() { EVP_CIPHER_CTX_free(ctx_); }
   uint64_t wire = 0;
   double cpu[kPhases] = {};
-  // XXH3-128 of the batch's plain bytes: as sent (sender) or as read back from the device (receiver).
-  bool hasDigest = false;
-  uint8_t digest[16] = {};
+  // The receiver read the batch back from the device and found what it wrote.
+  bool verified = false;
 
  protected:
   explicit Op(const Record& r) : r_(r) {}
@@ -199,17 +197,9 @@ class Op {
     return ok ? true : Fail(EPROTO, "EVP_CipherInit");
   }
 
-  void SetDigest(XXH128_hash_t h) {
-    XXH128_canonical_t c;
-    XXH128_canonicalFromHash(&c, h);
-    memcpy(digest, c.digest, sizeof digest);
-    hasDigest = true;
-  }
-
   // Seals n bytes at p in place, a slice at a time, sending each slice while
-  // it is still in cache; then the tag. With `hash`, each slice is hashed
-  // before it is encrypted (the digest of exactly the bytes sent).
-  bool SealAndSend(uint8_t kind, uint8_t* p, size_t n, uint32_t rawLen, XXH3_state_t* hash = nullptr) {
+  // it is still in cache; then the tag.
+  bool SealAndSend(uint8_t kind, uint8_t* p, size_t n, uint32_t rawLen) {
     uint8_t h[kHeader] = {};
     PutU32(h, kMagic);
     h[4] = kind;
@@ -220,10 +210,6 @@ class Op {
     if (!Init(true, h) || !SendAll(h, kHeader)) return false;
     for (size_t done = 0; done < n;) {
       int k = static_cast<int>(std::min(kSlice, n - done)), outl = 0;
-      if (hash) {
-        Charge c(&cpu[kVerify]);
-        XXH3_128bits_update(hash, p + done, static_cast<size_t>(k));
-      }
       {
         Charge c(&cpu[kCrypt]);
         if (!EVP_EncryptUpdate(ctx_, p + done, &outl, p + done, k) || outl != k) return Fail(EPROTO, "EVP_EncryptUpdate");
@@ -343,7 +329,7 @@ class Call : public Op {
   virtual Napi::Value Result(Napi::Env env) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("wire", Napi::Number::New(env, static_cast<double>(wire)));
-    if (hasDigest) o.Set("digest", Napi::Buffer<uint8_t>::Copy(env, digest, sizeof digest));
+    if (verified) o.Set("verified", true);
     Napi::Object t = Napi::Object::New(env);
     for (int i = 0; i < kPhases; i++) t.Set(kPhaseNames[i], Napi::Number::New(env, cpu[i]));
     o.Set("cpu", t);
@@ -369,12 +355,10 @@ void Call::Done(Napi::Env env, Napi::Function, std::nullptr_t*, Call* c) {
   delete c;
 }
 
-// sendExtents(sock, key, seq, id, fd, path, extents, zstdLevel, digest) -> { wire, digest? }
-// With digest, the XXH3-128 of the plain bytes sent: the receiver's read-back is checked against it.
+// sendExtents(sock, key, seq, id, fd, path, extents, zstdLevel) -> { wire }
 class SendExtents : public Call {
  public:
-  SendExtents(Napi::Env env, const Record& r, Device d, int level, bool digest)
-      : Call(env, r), d_(std::move(d)), level_(level), wantDigest_(digest) {}
+  SendExtents(Napi::Env env, const Record& r, Device d, int level) : Call(env, r), d_(std::move(d)), level_(level) {}
   bool Run() override {
     const uint64_t total = d_.Total();
     if (total > kMaxRecord) return Fail(EINVAL, "bulk send", "batch of " + std::to_string(total) + " bytes exceeds 1 GiB");
@@ -384,9 +368,6 @@ class SendExtents : public Call {
       Charge c(&cpu[kRead]);
       if (!GatherInto(d_, buf.data(), &err_)) return false;
     }
-    XXH3_state_t st;
-    XXH3_state_t* hash = wantDigest_ ? &st : nullptr;
-    if (hash) XXH3_128bits_reset(hash);
     if (level_ > 0 && total >= 4096) {
       PooledBuffer z;
       const size_t bound = ZSTD_compressBound(total);
@@ -397,33 +378,23 @@ class SendExtents : public Call {
         n = ZSTD_compress(z.data(), bound, buf.data(), total, level_);
       }
       if (ZSTD_isError(n)) return Fail(EPROTO, "ZSTD_compress", ZSTD_getErrorName(n));
-      if (n < total) {
-        if (hash) {
-          Charge c(&cpu[kVerify]);
-          XXH3_128bits_update(hash, buf.data(), total);
-        }
-        return SealAndSend(kDataZstd, z.data(), n, static_cast<uint32_t>(total)) && Digest(hash);
-      }
+      if (n < total) return SealAndSend(kDataZstd, z.data(), n, static_cast<uint32_t>(total));
     }
-    return SealAndSend(kData, buf.data(), total, static_cast<uint32_t>(total), hash) && Digest(hash);
+    return SealAndSend(kData, buf.data(), total, static_cast<uint32_t>(total));
   }
 
  private:
-  bool Digest(XXH3_state_t* hash) {
-    if (hash) SetDigest(XXH3_128bits_digest(hash));
-    return true;
-  }
   Device d_;
   int level_;
-  bool wantDigest_;
 };
 
-// recvExtents(sock, key, seq, id, fd, path, extents, readBack) -> { wire, digest? }: writes only
-// after the tag held. With readBack, the extents are then read again from the device (O_DIRECT:
-// from the device, not from this buffer's bytes) and the digest is of what the device returned.
+// recvExtents(sock, key, seq, id, fd, path, extents, verify) -> { wire, verified? }: writes only
+// after the tag held. With verify, the extents are then read back from the device into another
+// buffer (O_DIRECT: from the device, not from a cache) and compared with what was written: the
+// bytes the tag vouched for, i.e. the sender's. A difference fails the call (syscall "verify").
 class RecvExtents : public Call {
  public:
-  RecvExtents(Napi::Env env, const Record& r, Device d, bool readBack) : Call(env, r), d_(std::move(d)), readBack_(readBack) {}
+  RecvExtents(Napi::Env env, const Record& r, Device d, bool verify) : Call(env, r), d_(std::move(d)), verify_(verify) {}
   bool Run() override {
     const uint64_t total = d_.Total();
     uint8_t h[kHeader], kind;
@@ -433,7 +404,7 @@ class RecvExtents : public Call {
     PooledBuffer buf;
     if (!buf.Get(n + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
     if (!RecvAndOpen(h, buf.data(), n)) return false;
-    if (kind == kData) return Write(buf.data()) && ReadBack(buf.data(), total);
+    if (kind == kData) return Write(buf.data()) && Verify(buf.data(), total);
     PooledBuffer plain;
     if (!plain.Get(total + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
     size_t got;
@@ -442,7 +413,7 @@ class RecvExtents : public Call {
       got = ZSTD_decompress(plain.data(), total, buf.data(), n);
     }
     if (ZSTD_isError(got) || got != total) return Fail(EPROTO, "ZSTD_decompress", ZSTD_isError(got) ? ZSTD_getErrorName(got) : "size differs from the header's");
-    return Write(plain.data()) && ReadBack(plain.data(), total);
+    return Write(plain.data()) && Verify(plain.data(), total);
   }
 
  private:
@@ -450,16 +421,28 @@ class RecvExtents : public Call {
     Charge c(&cpu[kWrite]);
     return ScatterFrom(d_, buf, &err_);
   }
-  // Overwrites the buffer with what the device now holds and hashes that.
-  bool ReadBack(uint8_t* buf, uint64_t total) {
-    if (!readBack_) return true;
+  bool Verify(const uint8_t* written, uint64_t total) {
+    if (!verify_) return true;
     Charge c(&cpu[kVerify]);
-    if (!GatherInto(d_, buf, &err_)) return false;
-    SetDigest(XXH3_128bits(buf, total));
+    PooledBuffer back;
+    if (!back.Get(total + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
+    if (!GatherInto(d_, back.data(), &err_)) return false;
+    if (memcmp(back.data(), written, total) != 0) {
+      uint64_t pos = 0;
+      while (back.data()[pos] == written[pos]) pos++;
+      uint64_t at = 0;
+      for (const Extent& x : d_.x) {
+        if (pos < x.len) { at = x.off + pos; break; }
+        pos -= x.len;
+      }
+      err_.path = d_.path;
+      return Fail(EIO, "verify", "the device returned other bytes than were written, first at offset " + std::to_string(at));
+    }
+    verified = true;
     return true;
   }
   Device d_;
-  bool readBack_;
+  bool verify_;
 };
 
 // sendMessage(sock, key, seq, id, buffer) -> { wire }: a small record (stream hello and its answer).
@@ -542,7 +525,7 @@ void InitBulk(Napi::Env env, Napi::Object exports) {
   b.Set("shutdown", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { shutdown(static_cast<int>(ArgUint(i, 0, "sock", INT32_MAX)), SHUT_RDWR); }, "shutdown"));
   b.Set("close", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { close(static_cast<int>(ArgUint(i, 0, "sock", INT32_MAX))); }, "close"));
   b.Set("sendExtents", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
-          return Launch(i.Env(), new SendExtents(i.Env(), ArgRecord(i), ArgDevice(i, 4), static_cast<int>(ArgInt(i, 7, "zstdLevel")), ArgBool(i, 8)), "bisync:bulkSend"); }, "sendExtents"));
+          return Launch(i.Env(), new SendExtents(i.Env(), ArgRecord(i), ArgDevice(i, 4), static_cast<int>(ArgInt(i, 7, "zstdLevel"))), "bisync:bulkSend"); }, "sendExtents"));
   b.Set("recvExtents", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
           return Launch(i.Env(), new RecvExtents(i.Env(), ArgRecord(i), ArgDevice(i, 4), ArgBool(i, 7)), "bisync:bulkRecv"); }, "recvExtents"));
   b.Set("sendMessage", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {

@@ -359,17 +359,15 @@ class Session {
         // Queued on the stream before any await: records follow the order of these requests.
         const stream = r.s === undefined ? undefined : this.streams.get(r.s);
         if (!stream) throw protocolError(`${r.m} names data stream ${String(r.s)}, which this session does not have`);
-        let op: Promise<Buffer | undefined>;
-        const verify = r.v === true;
+        let op: Promise<boolean | void>;
         try {
           const { device, extents, bytes } = this.bulkCall(f, r);
-          op = r.m === 'bulkWrite' ? stream.recv(f.id, device, extents, bytes, verify) : stream.send(f.id, device, extents, bytes, this.conn.compressionLevel, this.conn.rate, verify);
+          op = r.m === 'bulkWrite' ? stream.recv(f.id, device, extents, bytes, r.v === true) : stream.send(f.id, device, extents, bytes, this.conn.compressionLevel, this.conn.rate);
         } catch (e) {
           stream.close(); // the client's half of this record would wait for us forever
           throw e;
         }
-        const digest = await op;
-        return digest ? { json: { digest: digest.toString('hex') } } : {};
+        return (await op) === true ? { json: { verified: true } } : {};
       }
       case 'handback':
         return { json: this.handback(r.handback) };

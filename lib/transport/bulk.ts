@@ -39,22 +39,22 @@ export interface StreamCpu {
   socket: number;
   write: number;
   zstd: number;
-  /** Hashing what was sent, and reading back and hashing what was written. */
+  /** Reading back what was written and comparing it with what was received. */
   verify: number;
 }
 interface NativeResult {
   wire: number;
   cpu: StreamCpu;
-  /** XXH3-128 of the batch: of the bytes sent (sender), of the bytes read back from the device (receiver). */
-  digest?: Buffer;
+  /** The receiver read the batch back from its device and found what it wrote. */
+  verified?: boolean;
 }
 
 interface NativeBulk {
   adopt(fd: number): number;
   shutdown(fd: number): void;
   close(fd: number): void;
-  sendExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, level: number, digest: boolean): Promise<NativeResult>;
-  recvExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, readBack: boolean): Promise<NativeResult>;
+  sendExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, level: number): Promise<NativeResult>;
+  recvExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, verify: boolean): Promise<NativeResult>;
   sendMessage(sock: number, key: Buffer, seq: number, id: number, message: Buffer): Promise<NativeResult>;
   recvMessage(sock: number, key: Buffer, seq: number, id: number, maxBytes: number): Promise<NativeResult & { message: Buffer }>;
 }
@@ -174,32 +174,30 @@ export class BulkStream {
     });
   }
 
-  /**
-   * Reads extents from the device and sends them as one record (zstd first when level > 0).
-   * With `digest`, resolves to the XXH3-128 of the bytes sent.
-   */
-  send(id: number, device: BlockDevice, extents: Extent[], bytes: number, level: number, rate: TokenBucket | null, digest = false): Promise<Buffer | undefined> {
+  /** Reads extents from the device and sends them as one record (zstd first when level > 0). */
+  send(id: number, device: BlockDevice, extents: Extent[], bytes: number, level: number, rate: TokenBucket | null): Promise<void> {
     device.checkBatch(extents, 'gather');
     return this.run(this.out, async (key, seq) => {
       if (rate) await rate.take(bytes);
-      const r = this.count(await device.track(nb.sendExtents(this.fd, key, seq, id, device.handle('gather'), device.path, toFlat(extents), level, digest)));
+      const r = this.count(await device.track(nb.sendExtents(this.fd, key, seq, id, device.handle('gather'), device.path, toFlat(extents), level)));
       this.wireSent += r.wire;
       this.payloadSent += bytes;
-      return r.digest;
     });
   }
 
   /**
-   * Receives one record and writes it to the extents, only once its tag held. With `readBack`,
-   * reads the extents back from the device and resolves to the XXH3-128 of what it returned.
+   * Receives one record and writes it to the extents, only once its tag held. With `verify`,
+   * then reads the extents back from the device and compares them with what the tag vouched
+   * for (the sender's bytes); resolves to true when that was done, and fails with ERR_VERIFY
+   * when the device returned something else.
    */
-  recv(id: number, device: BlockDevice, extents: Extent[], bytes: number, readBack = false): Promise<Buffer | undefined> {
+  recv(id: number, device: BlockDevice, extents: Extent[], bytes: number, verify = false): Promise<boolean> {
     device.checkBatch(extents, 'scatter');
     return this.run(this.in, async (key, seq) => {
-      const r = this.count(await device.track(nb.recvExtents(this.fd, key, seq, id, device.handle('scatter'), device.path, toFlat(extents), readBack)));
+      const r = this.count(await device.track(nb.recvExtents(this.fd, key, seq, id, device.handle('scatter'), device.path, toFlat(extents), verify)));
       this.wireReceived += r.wire;
       this.payloadReceived += bytes;
-      return r.digest;
+      return r.verified === true;
     });
   }
 
@@ -267,6 +265,10 @@ function wrap(e: unknown, label: string): Error {
   const x = e as NodeJS.ErrnoException;
   if (x instanceof BisyncError) return x;
   if (x?.code === 'EBADMSG') return new BisyncError(ErrorCode.CHECKSUM, `data stream to ${label}: ${x.message}`, { cause: e });
+  if (x?.syscall === 'verify') {
+    return new BisyncError(ErrorCode.VERIFY, `verification failed: a batch written to '${x.path}' read back different (${x.message}); meta-data left untouched`,
+      { hint: 'run the merge again; it resumes from its journal', cause: e });
+  }
   if (x?.code === 'EPROTO') return new BisyncError(ErrorCode.PROTOCOL, `data stream to ${label}: ${x.message}`, { cause: e });
   if (x?.syscall === 'send' || x?.syscall === 'recv') return connectionError('ECONNRESET', `data stream to ${label} failed: ${x.message}`, e);
   return x instanceof Error ? x : new Error(String(e));

@@ -103,8 +103,8 @@ export interface RequestJson {
   /** bulkWrite/bulkRead: the data stream that carries the batch (its record has this request's id). */
   s?: number;
   /**
-   * bulkWrite/bulkRead: reply with the batch's XXH3-128 (`digest`, hex): bulkRead of the bytes
-   * sent, bulkWrite of the bytes read back from the device after writing them.
+   * bulkWrite: read the batch back from the device after writing it and compare it with what
+   * arrived; the reply says `verified: true`, a difference is an ERR_VERIFY error.
    */
   v?: boolean;
   /** lvm: false skips the ring history. */

@@ -85,32 +85,32 @@ export class RemoteEndpoint implements Endpoint {
   /**
    * Sends extents of a local device to the same extents of the agent's device:
    * on a data stream when there are any, else as an ordinary write. With
-   * `verify` on a data stream, resolves to the digest of what was sent and of
-   * what the agent read back from its device after writing; else null.
+   * `verify` on a data stream the agent reads the batch back after writing it
+   * and compares (see BulkStream.recv); resolves to true when that was done.
    */
-  async pushFrom(device: BlockDevice, extents: Extent[], verify = false): Promise<BatchDigests | null> {
+  async pushFrom(device: BlockDevice, extents: Extent[], verify = false): Promise<boolean> {
     const streams = await this.dataStreams();
-    if (!streams) return this.write(extents, await device.gather(extents)).then(() => null);
+    if (!streams) return this.write(extents, await device.gather(extents)).then(() => false);
     const s = this.turn.out++ % streams.length;
     const bytes = totalLength(extents);
     const id = this.takeId();
     // The local half first: it validates the extents (and throws) before the agent waits for a record.
-    const sent = streams[s].send(id, device, extents, bytes, this.conn.compressionLevel, this.conn.rate, verify);
+    const sent = streams[s].send(id, device, extents, bytes, this.conn.compressionLevel, this.conn.rate);
     const reply = this.call('bulkWrite', { n: extents.length, s, ...(verify ? { v: true } : {}) }, [extentsToBuffer(extents)], false, id);
-    const [f, digest] = await settleBoth(reply, sent, streams[s]);
-    return digests(digest, agentDigest(f));
+    const [f] = await settleBoth(reply, sent, streams[s]);
+    return (f.json as { verified?: unknown } | null)?.verified === true;
   }
 
-  /** Fetches extents of the agent's device into the same extents of a local device; `verify` as for pushFrom. */
-  async pullInto(device: BlockDevice, extents: Extent[], verify = false): Promise<BatchDigests | null> {
+  /** Fetches extents of the agent's device into the same extents of a local device; `verify` as for pushFrom, done here. */
+  async pullInto(device: BlockDevice, extents: Extent[], verify = false): Promise<boolean> {
     const streams = await this.dataStreams();
-    if (!streams) return device.scatter(extents, await this.read(extents)).then(() => null);
+    if (!streams) return device.scatter(extents, await this.read(extents)).then(() => false);
     const s = this.turn.in++ % streams.length;
     const id = this.takeId();
     const received = streams[s].recv(id, device, extents, totalLength(extents), verify);
-    const reply = this.call('bulkRead', { n: extents.length, s, ...(verify ? { v: true } : {}) }, [extentsToBuffer(extents)], false, id);
-    const [f, digest] = await settleBoth(reply, received, streams[s]);
-    return digests(agentDigest(f), digest);
+    const reply = this.call('bulkRead', { n: extents.length, s }, [extentsToBuffer(extents)], false, id);
+    const [, verified] = await settleBoth(reply, received, streams[s]);
+    return verified;
   }
 
   /** Opens the data streams once, on first use; null when there are none to use. */
@@ -429,23 +429,6 @@ async function settleBoth<T>(reply: Promise<Frame>, local: Promise<T>, stream: B
   if (r.status === 'rejected') throw r.reason;
   if (l.status === 'rejected') throw l.reason;
   return [r.value, l.value];
-}
-
-/** A batch's digest on the sending and on the receiving side (after read-back): equal when the batch landed intact. */
-export interface BatchDigests {
-  sent: Buffer;
-  written: Buffer;
-}
-
-/** Null when either side gave none (nothing asked, or an agent that does not verify): the merge then verifies the batch afterwards. */
-function digests(sent: Buffer | undefined, written: Buffer | undefined): BatchDigests | null {
-  return sent && written ? { sent, written } : null;
-}
-
-/** The digest an agent's bulkRead/bulkWrite reply carries (hex), if any. */
-function agentDigest(f: Frame): Buffer | undefined {
-  const hex = (f.json as { digest?: unknown } | null)?.digest;
-  return typeof hex === 'string' && /^[0-9a-f]{32}$/.test(hex) ? Buffer.from(hex, 'hex') : undefined;
 }
 
 function startTls(raw: net.Socket, o: ConnectPeerOptions, label: string, signal: AbortSignal, alpn?: string): Promise<tls.TLSSocket> {

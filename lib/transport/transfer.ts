@@ -1,13 +1,12 @@
 // Copies extents from one Endpoint to another in pipelined batches: several
 // batches read ahead while earlier ones are written, so a remote side never
 // waits for a round trip per batch.
-import { BisyncError, ErrorCode } from '../device/errors';
 import { batches, coalesce, totalBytes } from '../device/extent';
 import type { Extent } from '../device/extent';
 import { pipelined } from '../device/pipeline';
 import { deviceOf } from './bulk';
 import type { Endpoint } from './endpoint';
-import { BatchDigests, RemoteEndpoint } from './remote-endpoint';
+import { RemoteEndpoint } from './remote-endpoint';
 
 export interface TransferOptions {
   /** Bytes per batch (default 8 MiB). */
@@ -19,9 +18,9 @@ export interface TransferOptions {
   /** Runs before a batch is written to dst (e.g. to archive what it overwrites). */
   beforeWrite?: (batch: Extent[]) => Promise<void>;
   /**
-   * Between a local device and an agent's on data streams: check each batch as it lands, the
-   * digest of the bytes sent against the digest of what the destination reads back from its
-   * device after writing them (a mismatch fails the transfer with ERR_VERIFY).
+   * Between a local device and an agent's on data streams: the receiving side reads each batch
+   * back from its device after writing it and compares it with what arrived (a difference
+   * fails the transfer with ERR_VERIFY).
    */
   verify?: boolean;
   /** Called for each batch once written (and, when `verified`, checked), in ascending order. */
@@ -61,24 +60,10 @@ export async function transferExtents(src: Endpoint, dst: Endpoint, extents: Ite
  */
 function directMove(src: Endpoint, dst: Endpoint, verify: boolean): ((batch: Extent[]) => Promise<boolean>) | null {
   const from = deviceOf(src);
+  if (from && dst instanceof RemoteEndpoint) return (batch) => dst.pushFrom(from, batch, verify);
   const to = deviceOf(dst);
-  let move: ((b: Extent[]) => Promise<BatchDigests | null>) | null = null;
-  let written = '';
-  if (from && dst instanceof RemoteEndpoint) [move, written] = [(b) => dst.pushFrom(from, b, verify), `the peer's device (${dst.label})`];
-  else if (to && src instanceof RemoteEndpoint) [move, written] = [(b) => src.pullInto(to, b, verify), `'${to.path}'`];
-  if (!move) return null;
-  const moveBatch = move;
-  return async (batch) => {
-    const d = await moveBatch(batch);
-    if (d && !d.sent.equals(d.written)) {
-      const [off] = batch[0];
-      const last = batch[batch.length - 1];
-      throw new BisyncError(ErrorCode.VERIFY,
-        `verification failed: the ${totalBytes(batch)} bytes written to ${written} between offsets ${off} and ${last[0] + last[1]} read back different from what was sent; meta-data left untouched`,
-        { hint: 'run the merge again; it resumes from its journal' });
-    }
-    return d !== null;
-  };
+  if (to && src instanceof RemoteEndpoint) return (batch) => src.pullInto(to, batch, verify);
+  return null;
 }
 
 function streamsOf(src: Endpoint, dst: Endpoint): number {

@@ -1,11 +1,12 @@
-// Verification as batches land: through an agent with data streams, each
-// batch's digest as sent is checked against the digest of what the
-// destination read back from its device after writing it, so the merge needs
-// no second pass that reads both sides. A batch that reads back different
-// fails the merge with ERR_VERIFY before the journal counts it; the rerun
-// resumes and verifies at the end what it skipped.
+// Verification as batches land: through an agent with data streams, the
+// receiving side reads each batch back from its device after writing it and
+// compares it with what arrived (the bytes the AES-GCM tag vouched for, i.e.
+// the sender's), so the merge needs no second pass that reads both sides. A
+// batch that reads back different fails the merge with ERR_VERIFY before the
+// journal counts it; the rerun resumes and verifies at the end what it skipped.
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Extent } from '../../lib/device/extent';
 import { native } from '../../lib/native/binding';
@@ -18,7 +19,7 @@ import { Pair, overlay, readRange, setupPair } from '../helpers/pair';
 const SIZE = 24 << 20;
 const PSK = randomBytes(32);
 
-type RecvExtents = (...args: unknown[]) => Promise<{ digest?: Buffer }>;
+type RecvExtents = (...args: unknown[]) => Promise<unknown>;
 const bulk = (native as unknown as { bulk: { recvExtents: RecvExtents } }).bulk;
 
 /** A merge with the peer behind an in-process agent; counts the per-block hash requests of each side. */
@@ -49,8 +50,8 @@ describe('merge: batches verified as they land (peer through the agent, data str
   let b: Extent[];
   const restore = bulk.recvExtents;
   beforeEach(async () => {
-    a = randomRanges(SIZE / 2, 12, 16);
-    b = randomRanges(SIZE - (1 << 20), 12, 16, a);
+    a = randomRanges(SIZE / 2, 40, 32);
+    b = randomRanges(SIZE - (1 << 20), 40, 32, a);
     p = await setupPair(SIZE, splitBrainStates(a, b));
   });
   afterEach(() => {
@@ -77,20 +78,23 @@ describe('merge: batches verified as they land (peer through the agent, data str
   });
 
   it('a batch that reads back different fails with ERR_VERIFY before the journal counts it; the rerun completes and checks what it skipped', async () => {
-    // The third batch written on either node "reads back" different, as after a lost write.
+    // The twelfth batch written on either node goes to a device that loses it (/dev/zero reads back zeros).
+    const lossy = fs.openSync('/dev/zero', 'r+');
     let calls = 0;
-    bulk.recvExtents = async (...args: unknown[]) => {
-      const r = await restore(...args);
-      if (++calls === 3 && r.digest) r.digest[0] ^= 1;
-      return r;
-    };
-    await assert.rejects(mergeThroughAgent(p!, {}), (e: Error & { code?: string; hint?: string }) => {
-      assert.equal(e.code, 'ERR_VERIFY', e.message);
-      assert.match(e.message, /verification failed: the \d+ bytes written to .* between offsets \d+ and \d+ read back different from what was sent; meta-data left untouched/);
-      assert.match(e.hint ?? '', /resumes from its journal/);
-      return true;
-    });
-    bulk.recvExtents = restore;
+    bulk.recvExtents = (sock, key, seq, id, fd, ...rest) => restore(sock, key, seq, id, ++calls === 12 ? lossy : fd, ...rest);
+    try {
+      await assert.rejects(mergeThroughAgent(p!, {}), (e: Error & { code?: string; hint?: string }) => {
+        assert.equal(e.code, 'ERR_VERIFY', e.message);
+        assert.match(e.message, /verification failed: a batch written to '.*' read back different \(.*other bytes than were written, first at offset \d+.*\); meta-data left untouched/);
+        assert.match(e.hint ?? '', /resumes from its journal/);
+        return true;
+      });
+    } finally {
+      bulk.recvExtents = restore;
+      fs.closeSync(lossy);
+    }
+    const journal = JSON.parse(fs.readFileSync(path.join(p!.dir, 'journal.json'), 'utf8')) as { doneBelow: Record<string, number> };
+    assert.ok(journal.doneBelow.toPeer > 0 || journal.doneBelow.toLocal > 0, `the first run journalled batches before the failure: ${JSON.stringify(journal.doneBelow)}`);
     const { report, hashes } = await mergeThroughAgent(p!, {});
     assert.equal(report.outcome, 'merged', report.message);
     assert.equal(report.resumed, true);
