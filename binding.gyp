@@ -15,6 +15,7 @@
         "native/errors.cc",
         "native/sys/blockdev.cc",
         "native/device.cc",
+        "native/extents.cc",
         "native/extent_ops.cc",
         "native/bitmap.cc",
         "native/sys/md_parse.cc",

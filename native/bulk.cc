@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "extents.h"
 #include "sys/blockdev.h"
 
 namespace bisync {
@@ -41,10 +42,6 @@ constexpr size_t kHeader = 32, kTag = 16, kKey = 32;
 constexpr size_t kSlice = 256u << 10;          // encrypt/decrypt and send/recv step: stays in L2
 constexpr uint64_t kMaxRecord = 1ull << 30;    // the frame limit of the control channel, too
 enum Kind : uint8_t { kData = 1, kDataZstd = 2, kMessage = 3 };
-
-struct Extent {
-  uint64_t off, len;
-};
 
 // Aligned buffers outlive the calls that use them: a fresh 8 MiB buffer per
 // batch costs a page fault per 4 KiB. Shared by every thread (and every
@@ -110,8 +107,9 @@ void Nonce(uint64_t seq, uint8_t out[12]) {
 
 // CPU seconds this thread spent in each part of a batch, so a benchmark can
 // say where the time goes (the JS side adds these up per stream).
-enum Phase { kRead, kCrypt, kNet, kWrite, kZstd, kPhases };
-const char* const kPhaseNames[kPhases] = {"read", "crypto", "socket", "write", "zstd"};
+// verify: reading back what was written and comparing it with what was received.
+enum Phase { kRead, kCrypt, kNet, kWrite, kZstd, kVerify, kPhases };
+const char* const kPhaseNames[kPhases] = {"read", "crypto", "socket", "write", "zstd", "verify"};
 
 double ThreadCpu() {
   timespec ts;
@@ -144,6 +142,8 @@ class Op {
   virtual ~Op() { EVP_CIPHER_CTX_free(ctx_); }
   uint64_t wire = 0;
   double cpu[kPhases] = {};
+  // The receiver read the batch back from the device and found what it wrote.
+  bool verified = false;
 
  protected:
   explicit Op(const Record& r) : r_(r) {}
@@ -274,31 +274,15 @@ struct Device {
 
 bool GatherInto(Device& d, uint8_t* buf, SysError* err) {
   size_t pos = 0;
-  sys::Err e;
   PooledBuffer bounce;  // one for all unaligned extents, as in ScatterFrom: Get() reuses it
   for (const Extent& x : d.x) {
-    size_t got = 0;
     // The read may run up to one sector past the extent; the next one overwrites it.
     if (pos % sys::kAlign == 0 && x.off % sys::kAlign == 0) {
-      if (!sys::PreadFull(d.fd, buf + pos, sys::AlignUp(x.len, sys::kAlign), x.off, &got, &e)) {
-        err->Set(e.code, e.syscall);
-        err->path = d.path;
-        return false;
-      }
+      if (!ReadExact(d.fd, d.path, buf + pos, x.len, x.off, err)) return false;
     } else {
       if (!bounce.Get(sys::AlignUp(x.len, sys::kAlign))) { err->Set(ENOMEM, "posix_memalign"); return false; }
-      if (!sys::PreadFull(d.fd, bounce.data(), sys::AlignUp(x.len, sys::kAlign), x.off, &got, &e)) {
-        err->Set(e.code, e.syscall);
-        err->path = d.path;
-        return false;
-      }
-      memcpy(buf + pos, bounce.data(), std::min<size_t>(got, x.len));
-    }
-    if (got < x.len) {
-      err->Set(EIO, "pread");
-      err->path = d.path;
-      err->detail = "short read at " + std::to_string(x.off + got) + ": end of device";
-      return false;
+      if (!ReadExact(d.fd, d.path, bounce.data(), x.len, x.off, err)) return false;
+      memcpy(buf + pos, bounce.data(), x.len);
     }
     pos += x.len;
   }
@@ -307,7 +291,6 @@ bool GatherInto(Device& d, uint8_t* buf, SysError* err) {
 
 bool ScatterFrom(Device& d, const uint8_t* buf, SysError* err) {
   size_t pos = 0;
-  sys::Err e;
   PooledBuffer bounce;
   for (const Extent& x : d.x) {
     const uint8_t* p = buf + pos;
@@ -316,11 +299,7 @@ bool ScatterFrom(Device& d, const uint8_t* buf, SysError* err) {
       memcpy(bounce.data(), p, x.len);
       p = bounce.data();
     }
-    if (!sys::PwriteFull(d.fd, p, x.len, x.off, &e)) {
-      err->Set(e.code, e.syscall);
-      err->path = d.path;
-      return false;
-    }
+    if (!WriteAll(d.fd, d.path, p, x.len, x.off, err)) return false;
     pos += x.len;
   }
   return true;
@@ -350,6 +329,7 @@ class Call : public Op {
   virtual Napi::Value Result(Napi::Env env) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("wire", Napi::Number::New(env, static_cast<double>(wire)));
+    if (verified) o.Set("verified", true);
     Napi::Object t = Napi::Object::New(env);
     for (int i = 0; i < kPhases; i++) t.Set(kPhaseNames[i], Napi::Number::New(env, cpu[i]));
     o.Set("cpu", t);
@@ -408,10 +388,13 @@ class SendExtents : public Call {
   int level_;
 };
 
-// recvExtents(sock, key, seq, id, fd, path, extents) -> { wire }: writes only after the tag held.
+// recvExtents(sock, key, seq, id, fd, path, extents, verify) -> { wire, verified? }: writes only
+// after the tag held. With verify, the extents are then read back from the device into another
+// buffer (O_DIRECT: from the device, not from a cache) and compared with what was written: the
+// bytes the tag vouched for, i.e. the sender's. A difference fails the call (syscall "verify").
 class RecvExtents : public Call {
  public:
-  RecvExtents(Napi::Env env, const Record& r, Device d) : Call(env, r), d_(std::move(d)) {}
+  RecvExtents(Napi::Env env, const Record& r, Device d, bool verify) : Call(env, r), d_(std::move(d)), verify_(verify) {}
   bool Run() override {
     const uint64_t total = d_.Total();
     uint8_t h[kHeader], kind;
@@ -421,10 +404,7 @@ class RecvExtents : public Call {
     PooledBuffer buf;
     if (!buf.Get(n + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
     if (!RecvAndOpen(h, buf.data(), n)) return false;
-    if (kind == kData) {
-      Charge c(&cpu[kWrite]);
-      return ScatterFrom(d_, buf.data(), &err_);
-    }
+    if (kind == kData) return Write(buf.data()) && Verify(buf.data(), total);
     PooledBuffer plain;
     if (!plain.Get(total + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
     size_t got;
@@ -433,12 +413,36 @@ class RecvExtents : public Call {
       got = ZSTD_decompress(plain.data(), total, buf.data(), n);
     }
     if (ZSTD_isError(got) || got != total) return Fail(EPROTO, "ZSTD_decompress", ZSTD_isError(got) ? ZSTD_getErrorName(got) : "size differs from the header's");
-    Charge c(&cpu[kWrite]);
-    return ScatterFrom(d_, plain.data(), &err_);
+    return Write(plain.data()) && Verify(plain.data(), total);
   }
 
  private:
+  bool Write(const uint8_t* buf) {
+    Charge c(&cpu[kWrite]);
+    return ScatterFrom(d_, buf, &err_);
+  }
+  bool Verify(const uint8_t* written, uint64_t total) {
+    if (!verify_) return true;
+    Charge c(&cpu[kVerify]);
+    PooledBuffer back;
+    if (!back.Get(total + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
+    if (!GatherInto(d_, back.data(), &err_)) return false;
+    if (memcmp(back.data(), written, total) != 0) {
+      uint64_t pos = 0;
+      while (back.data()[pos] == written[pos]) pos++;
+      uint64_t at = 0;
+      for (const Extent& x : d_.x) {
+        if (pos < x.len) { at = x.off + pos; break; }
+        pos -= x.len;
+      }
+      err_.path = d_.path;
+      return Fail(EIO, "verify", "the device returned other bytes than were written, first at offset " + std::to_string(at));
+    }
+    verified = true;
+    return true;
+  }
   Device d_;
+  bool verify_;
 };
 
 // sendMessage(sock, key, seq, id, buffer) -> { wire }: a small record (stream hello and its answer).
@@ -474,24 +478,79 @@ class RecvMessage : public Call {
   std::vector<uint8_t> msg_;
 };
 
+// ---- Benchmark helpers (npm run bench): what this machine itself charges for the same bytes ----
+
+// rawSend/rawRecv(sock, bytes) -> { wire, cpu }: plain bytes through the socket in 1 MiB calls and
+// nothing else (no cipher, no device): the kernel's own cost of moving them, plus one copy each way.
+class RawIo : public Call {
+ public:
+  RawIo(Napi::Env env, int sock, uint64_t bytes, bool send) : Call(env, Record{sock, {}, 0, 0}), bytes_(bytes), send_(send) {}
+  bool Run() override {
+    std::vector<uint8_t> buf(1u << 20, 0xa5);
+    for (uint64_t done = 0; done < bytes_;) {
+      const size_t k = static_cast<size_t>(std::min<uint64_t>(buf.size(), bytes_ - done));
+      if (!(send_ ? SendAll(buf.data(), k) : RecvAll(buf.data(), k))) return false;
+      done += k;
+    }
+    return true;
+  }
+
+ private:
+  uint64_t bytes_;
+  bool send_;
+};
+
+// cipherCost(bytes) -> { seal, open }: thread CPU seconds to seal and then open `bytes` as 8 MiB
+// records, in place, 256 KiB at a time, with the EVP calls SealAndSend and RecvAndOpen make (on
+// the calling thread: a benchmark helper, not for the event loop of a running merge).
+Napi::Value CipherCost(const Napi::CallbackInfo& info) {
+  const uint64_t bytes = ArgUint(info, 0, "bytes");
+  constexpr size_t kRecord = 8u << 20;
+  std::vector<uint8_t> rec(kRecord, 0x5a);
+  uint8_t key[kKey], aad[kHeader] = {}, iv[12], tag[kTag];
+  for (size_t i = 0; i < kKey; i++) key[i] = static_cast<uint8_t>(i * 7 + 1);
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  double seal = 0, open = 0;
+  bool ok = ctx != nullptr;
+  for (uint64_t seq = 0, done = 0; ok && done < bytes; seq++, done += kRecord) {
+    Nonce(seq, iv);
+    int outl = 0;
+    double t0 = ThreadCpu();
+    ok = EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key, iv) && EVP_EncryptUpdate(ctx, nullptr, &outl, aad, kHeader);
+    for (size_t p = 0; ok && p < kRecord; p += kSlice) ok = EVP_EncryptUpdate(ctx, rec.data() + p, &outl, rec.data() + p, kSlice);
+    ok = ok && EVP_EncryptFinal_ex(ctx, tag, &outl) && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kTag, tag);
+    double t1 = ThreadCpu();
+    ok = ok && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key, iv) && EVP_DecryptUpdate(ctx, nullptr, &outl, aad, kHeader);
+    for (size_t p = 0; ok && p < kRecord; p += kSlice) ok = EVP_DecryptUpdate(ctx, rec.data() + p, &outl, rec.data() + p, kSlice);
+    ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kTag, tag) && EVP_DecryptFinal_ex(ctx, tag, &outl) > 0;
+    seal += t1 - t0;
+    open += ThreadCpu() - t1;
+  }
+  EVP_CIPHER_CTX_free(ctx);
+  if (!ok) {
+    SysError e;
+    e.Set(EPROTO, "EVP_aes_256_gcm");
+    throw MakeSystemError(info.Env(), e);
+  }
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("seal", seal);
+  o.Set("open", open);
+  return o;
+}
+
 Record ArgRecord(const Napi::CallbackInfo& info) {
   Record r{};
-  r.sock = static_cast<int>(ArgInt(info, 0));
+  r.sock = static_cast<int>(ArgUint(info, 0, "sock", INT32_MAX));
   if (!info[1].IsBuffer() || info[1].As<Napi::Buffer<uint8_t>>().Length() != kKey)
     throw Napi::TypeError::New(info.Env(), "key must be a 32-byte Buffer");
   memcpy(r.key, info[1].As<Napi::Buffer<uint8_t>>().Data(), kKey);
-  r.seq = static_cast<uint64_t>(ArgInt(info, 2));
-  r.id = static_cast<uint32_t>(ArgInt(info, 3));
+  r.seq = ArgUint(info, 2, "seq");
+  r.id = static_cast<uint32_t>(ArgUint(info, 3, "id", UINT32_MAX));
   return r;
 }
 
 Device ArgDevice(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i + 2].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "extents must be a Float64Array");
-  auto a = info[i + 2].As<Napi::Float64Array>();
-  Device d{static_cast<int>(ArgInt(info, i)), ArgString(info, i + 1), {}};
-  d.x.resize(a.ElementLength() / 2);
-  for (size_t k = 0; k < d.x.size(); k++) d.x[k] = {static_cast<uint64_t>(a[2 * k]), static_cast<uint64_t>(a[2 * k + 1])};
-  return d;
+  return Device{static_cast<int>(ArgUint(info, i, "fd", INT32_MAX)), ArgString(info, i + 1), ArgExtents(info, i + 2)};
 }
 
 Napi::Value Launch(Napi::Env env, Call* c, const char* name) {
@@ -502,7 +561,7 @@ Napi::Value Launch(Napi::Env env, Call* c, const char* name) {
 
 // adopt(fd) -> fd: a blocking, close-on-exec duplicate that outlives the JS socket it came from.
 Napi::Value Adopt(const Napi::CallbackInfo& info) {
-  int fd = fcntl(static_cast<int>(ArgInt(info, 0)), F_DUPFD_CLOEXEC, 3);
+  int fd = fcntl(static_cast<int>(ArgUint(info, 0, "fd", INT32_MAX)), F_DUPFD_CLOEXEC, 3);
   SysError e;
   if (fd < 0) {
     e.Set(errno, "dup");
@@ -523,18 +582,23 @@ void InitBulk(Napi::Env env, Napi::Object exports) {
   Napi::Object b = Napi::Object::New(env);
   b.Set("adopt", Napi::Function::New(env, Adopt, "adopt"));
   // shutdown wakes every thread blocked on the socket; close only once none is.
-  b.Set("shutdown", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { shutdown(static_cast<int>(ArgInt(i, 0)), SHUT_RDWR); }, "shutdown"));
-  b.Set("close", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { close(static_cast<int>(ArgInt(i, 0))); }, "close"));
+  b.Set("shutdown", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { shutdown(static_cast<int>(ArgUint(i, 0, "sock", INT32_MAX)), SHUT_RDWR); }, "shutdown"));
+  b.Set("close", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { close(static_cast<int>(ArgUint(i, 0, "sock", INT32_MAX))); }, "close"));
   b.Set("sendExtents", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
-          return Launch(i.Env(), new SendExtents(i.Env(), ArgRecord(i), ArgDevice(i, 4), static_cast<int>(ArgInt(i, 7))), "bisync:bulkSend"); }, "sendExtents"));
+          return Launch(i.Env(), new SendExtents(i.Env(), ArgRecord(i), ArgDevice(i, 4), static_cast<int>(ArgInt(i, 7, "zstdLevel"))), "bisync:bulkSend"); }, "sendExtents"));
   b.Set("recvExtents", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
-          return Launch(i.Env(), new RecvExtents(i.Env(), ArgRecord(i), ArgDevice(i, 4)), "bisync:bulkRecv"); }, "recvExtents"));
+          return Launch(i.Env(), new RecvExtents(i.Env(), ArgRecord(i), ArgDevice(i, 4), ArgBool(i, 7)), "bisync:bulkRecv"); }, "recvExtents"));
   b.Set("sendMessage", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
           if (!i[4].IsBuffer()) throw Napi::TypeError::New(i.Env(), "message must be a Buffer");
           auto m = i[4].As<Napi::Buffer<uint8_t>>();
           return Launch(i.Env(), new SendMessage(i.Env(), ArgRecord(i), m.Data(), m.Length()), "bisync:bulkSendMessage"); }, "sendMessage"));
   b.Set("recvMessage", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
-          return Launch(i.Env(), new RecvMessage(i.Env(), ArgRecord(i), static_cast<size_t>(ArgInt(i, 4))), "bisync:bulkRecvMessage"); }, "recvMessage"));
+          return Launch(i.Env(), new RecvMessage(i.Env(), ArgRecord(i), static_cast<size_t>(ArgUint(i, 4, "maxBytes", kMaxRecord))), "bisync:bulkRecvMessage"); }, "recvMessage"));
+  b.Set("rawSend", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+          return Launch(i.Env(), new RawIo(i.Env(), static_cast<int>(ArgUint(i, 0, "sock", INT32_MAX)), ArgUint(i, 1, "bytes"), true), "bisync:rawSend"); }, "rawSend"));
+  b.Set("rawRecv", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+          return Launch(i.Env(), new RawIo(i.Env(), static_cast<int>(ArgUint(i, 0, "sock", INT32_MAX)), ArgUint(i, 1, "bytes"), false), "bisync:rawRecv"); }, "rawRecv"));
+  b.Set("cipherCost", Napi::Function::New(env, CipherCost, "cipherCost"));
   exports.Set("bulk", b);
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "extents.h"
 #include "sys/blockdev.h"
 
 namespace bisync {
@@ -19,32 +20,6 @@ namespace {
 // cache. A larger block size (up to kMaxBlock) reads one block at a time.
 constexpr size_t kChunk = 1u << 20;
 constexpr size_t kMaxBlock = 4u << 20;  // the TS layer's limit on block sizes
-
-struct Extent {
-  uint64_t off, len;
-};
-
-// Every offset and length is checked before the cast: a non-integer, negative
-// or beyond-2^53 double (or an odd-length array) is a RangeError naming it.
-std::vector<Extent> ArgExtents(const Napi::CallbackInfo& info, size_t i) {
-  const Napi::Env env = info.Env();
-  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-    throw Napi::TypeError::New(env, "extents (argument " + std::to_string(i) + ") must be a Float64Array");
-  auto a = info[i].As<Napi::Float64Array>();
-  if (a.ElementLength() % 2)
-    throw Napi::RangeError::New(env, "extents (argument " + std::to_string(i) + ") must hold [offset, length] pairs, got " +
-                                         std::to_string(a.ElementLength()) + " numbers");
-  std::vector<Extent> v(a.ElementLength() / 2);
-  for (size_t k = 0; k < v.size(); k++) {
-    const std::string at = "extents[" + std::to_string(k) + "]";
-    const uint64_t off = CheckedUint(env, a[2 * k], at + " offset");
-    const uint64_t len = CheckedUint(env, a[2 * k + 1], at + " length");
-    if (off + len > kMaxSafeUint)
-      throw Napi::RangeError::New(env, at + " ends at " + std::to_string(off + len) + ", beyond 2^53");
-    v[k] = {off, len};
-  }
-  return v;
-}
 
 Napi::Float64Array ExtentsArray(Napi::Env env, const std::vector<Extent>& v) {
   auto a = Napi::Float64Array::New(env, v.size() * 2);
@@ -82,31 +57,9 @@ uint8_t* ScratchBuffer(int slot) {
   return bufs[slot].get();
 }
 
-// Reads exactly len bytes at off (len may end at an unaligned device end).
-bool ReadExact(Side& s, uint64_t off, size_t len, SysError* err) {
-  sys::Err e;
-  size_t got = 0;
-  if (!sys::PreadFull(s.fd, s.buf, sys::AlignUp(len, sys::kAlign), off, &got, &e)) {
-    err->Set(e.code, e.syscall);
-    err->path = s.path;
-    return false;
-  }
-  if (got < len) {
-    err->Set(EIO, "pread");
-    err->path = s.path;
-    err->detail = "short read at " + std::to_string(off + got) + ": end of device";
-    return false;
-  }
-  return true;
-}
-
-bool WriteAll(Side& s, const uint8_t* p, size_t len, uint64_t off, SysError* err) {
-  sys::Err e;
-  if (sys::PwriteFull(s.fd, p, len, off, &e)) return true;
-  err->Set(e.code, e.syscall);
-  err->path = s.path;
-  return false;
-}
+// Whole reads into the side's scratch buffer, whole writes, errors naming its device.
+bool ReadExact(Side& s, uint64_t off, size_t len, SysError* err) { return ReadExact(s.fd, s.path, s.buf, len, off, err); }
+bool WriteAll(Side& s, const uint8_t* p, size_t len, uint64_t off, SysError* err) { return WriteAll(s.fd, s.path, p, len, off, err); }
 
 // Calls fn(offset, length) for every chunk of every extent; chunks hold
 // whole blocks, so a block never straddles two reads.

@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { resolve as resolvePath } from 'node:path';
 import { BisyncError, ErrorCode } from '../device/errors';
-import { Extent, batches, end, totalBytes, union } from '../device/extent';
+import { Extent, batches, end, normalize, subtract, totalBytes, union } from '../device/extent';
 import { formatUuid } from '../drbd';
 import type { MetadataReport } from '../drbd/types';
 import type { LvmDoc, LvmResolutions } from '../plan/lvm';
@@ -85,6 +85,8 @@ export class Merge extends EventEmitter {
   private readonly journaledBatches: Record<TransferLane, number> = { toPeer: 0, toLocal: 0, conflicts: 0, forcedToPeer: 0, forcedToLocal: 0 };
   /** Written into every archive entry, so restore-archive can tell merges apart. */
   private identity?: MergeIdentity;
+  /** Batches this run checked as they landed (read back from the destination): verify() skips them. */
+  private readonly verifiedInline: Extent[] = [];
 
   constructor(private readonly local: Endpoint, private readonly peer: Endpoint, private readonly opts: MergeOptions = {}) {
     super();
@@ -298,8 +300,12 @@ export class Merge extends EventEmitter {
       concurrency: this.opts.concurrency,
       signal,
       beforeWrite: save ? saveLoser : undefined,
+      // Offline, both devices are held exclusively: a batch read back right after it landed stays
+      // as checked. Online, this node's device is live, so verify() checks everything at the end.
+      verify: (this.opts.verify ?? 'changed') === 'changed' && !this.opts.online,
       // Batches arrive in ascending order, so everything below this one's end is written.
-      onBatch: (batch, n) => {
+      onBatch: (batch, n, verified) => {
+        if (verified) this.verifiedInline.push(...batch);
         moved += n;
         batchesDone++;
         if (Date.now() - saved >= (this.opts.journalIntervalMs ?? JOURNAL_INTERVAL_MS)) {
@@ -323,15 +329,20 @@ export class Merge extends EventEmitter {
     return moved;
   }
 
-  /** Compares digests of every moved and conflicting range (or the whole device) on both sides. */
+  /**
+   * Compares digests of every moved and conflicting range (or the whole device) on both sides,
+   * except the batches checked as they landed (a resumed run checks what it skipped here).
+   */
   private async verify(p: Plan): Promise<{ mode: VerifyMode; checkedBytes: number; ok: boolean }> {
     const mode = this.opts.verify ?? 'changed';
     if (mode === 'none') return { mode, checkedBytes: 0, ok: true };
     // Online, this node's own blocks keep changing and only reach the peer later, through DRBD: check what was copied here.
-    const ranges: Extent[] = this.opts.online ? this.localWrites(p)
+    const all: Extent[] = this.opts.online ? this.localWrites(p)
       : mode === 'full' ? [[0, p.dataSize]] : [...union(union(union(p.toPeer, p.toLocal), p.conflicts), union(p.forcedToPeer, p.forcedToLocal))];
-    const total = totalBytes(ranges);
-    let checked = 0;
+    const ranges = [...subtract(all, normalize(this.verifiedInline))];
+    const total = totalBytes(all);
+    let checked = total - totalBytes(ranges);
+    this.emit('progress', { phase: 'verify', doneBytes: checked, totalBytes: total });
     let ok = true;
     for await (const { batch, local: a, peer: b } of hashBothSides(this.local, this.peer, ranges, p.blockSize, { signal: this.opts.signal })) {
       if (!a.digests.equals(b.digests)) ok = false;

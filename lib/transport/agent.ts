@@ -174,8 +174,10 @@ export class ResyncAgent extends EventEmitter {
       const hello = JSON.parse((await stream.recvMessage(0)).toString('utf8')) as { token?: unknown; index?: unknown };
       const session = this.active;
       if (!session || !session.admits(hello.token, hello.index)) throw new BisyncError(ErrorCode.REFUSED, `data stream from ${remote} names no session in progress`);
-      await stream.sendMessage(0, Buffer.from(JSON.stringify({ ok: true })));
+      // Registered before the answer leaves: the client may name the stream in its next request,
+      // and that request can be read before this answer's native send reports back.
       session.addStream(hello.index as number, stream);
+      await stream.sendMessage(0, Buffer.from(JSON.stringify({ ok: true })));
     } catch (e) {
       stream?.close();
       sock.destroy();
@@ -357,16 +359,15 @@ class Session {
         // Queued on the stream before any await: records follow the order of these requests.
         const stream = r.s === undefined ? undefined : this.streams.get(r.s);
         if (!stream) throw protocolError(`${r.m} names data stream ${String(r.s)}, which this session does not have`);
-        let op: Promise<void>;
+        let op: Promise<boolean | void>;
         try {
           const { device, extents, bytes } = this.bulkCall(f, r);
-          op = r.m === 'bulkWrite' ? stream.recv(f.id, device, extents, bytes) : stream.send(f.id, device, extents, bytes, this.conn.compressionLevel, this.conn.rate);
+          op = r.m === 'bulkWrite' ? stream.recv(f.id, device, extents, bytes, r.v === true) : stream.send(f.id, device, extents, bytes, this.conn.compressionLevel, this.conn.rate);
         } catch (e) {
           stream.close(); // the client's half of this record would wait for us forever
           throw e;
         }
-        await op;
-        return {};
+        return (await op) === true ? { json: { verified: true } } : {};
       }
       case 'handback':
         return { json: this.handback(r.handback) };

@@ -39,10 +39,14 @@ export interface StreamCpu {
   socket: number;
   write: number;
   zstd: number;
+  /** Reading back what was written and comparing it with what was received. */
+  verify: number;
 }
 interface NativeResult {
   wire: number;
   cpu: StreamCpu;
+  /** The receiver read the batch back from its device and found what it wrote. */
+  verified?: boolean;
 }
 
 interface NativeBulk {
@@ -50,7 +54,7 @@ interface NativeBulk {
   shutdown(fd: number): void;
   close(fd: number): void;
   sendExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, level: number): Promise<NativeResult>;
-  recvExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array): Promise<NativeResult>;
+  recvExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, verify: boolean): Promise<NativeResult>;
   sendMessage(sock: number, key: Buffer, seq: number, id: number, message: Buffer): Promise<NativeResult>;
   recvMessage(sock: number, key: Buffer, seq: number, id: number, maxBytes: number): Promise<NativeResult & { message: Buffer }>;
 }
@@ -122,7 +126,7 @@ export class BulkStream {
   wireReceived = 0;
   payloadSent = 0;
   payloadReceived = 0;
-  readonly cpu: StreamCpu = { read: 0, crypto: 0, socket: 0, write: 0, zstd: 0 };
+  readonly cpu: StreamCpu = noCpu();
   private readonly out: Lane;
   private readonly in: Lane;
   private broken: Error | null = null;
@@ -181,13 +185,19 @@ export class BulkStream {
     });
   }
 
-  /** Receives one record and writes it to the extents, only once its tag held. */
-  recv(id: number, device: BlockDevice, extents: Extent[], bytes: number): Promise<void> {
+  /**
+   * Receives one record and writes it to the extents, only once its tag held. With `verify`,
+   * then reads the extents back from the device and compares them with what the tag vouched
+   * for (the sender's bytes); resolves to true when that was done, and fails with ERR_VERIFY
+   * when the device returned something else.
+   */
+  recv(id: number, device: BlockDevice, extents: Extent[], bytes: number, verify = false): Promise<boolean> {
     device.checkBatch(extents, 'scatter');
     return this.run(this.in, async (key, seq) => {
-      const r = this.count(await device.track(nb.recvExtents(this.fd, key, seq, id, device.handle('scatter'), device.path, toFlat(extents))));
+      const r = this.count(await device.track(nb.recvExtents(this.fd, key, seq, id, device.handle('scatter'), device.path, toFlat(extents), verify)));
       this.wireReceived += r.wire;
       this.payloadReceived += bytes;
+      return r.verified === true;
     });
   }
 
@@ -239,11 +249,15 @@ export function withStreams(s: TransferStats, streams: Iterable<BulkStream>): Tr
     s.wireBytesReceived += st.wireReceived;
     s.payloadBytesSent += st.payloadSent;
     s.payloadBytesReceived += st.payloadReceived;
-    s.dataStreams ??= { count: 0, cpu: { read: 0, crypto: 0, socket: 0, write: 0, zstd: 0 } };
+    s.dataStreams ??= { count: 0, cpu: noCpu() };
     s.dataStreams.count++;
     for (const k of Object.keys(st.cpu) as Array<keyof StreamCpu>) s.dataStreams.cpu[k] += st.cpu[k];
   }
   return s;
+}
+
+function noCpu(): StreamCpu {
+  return { read: 0, crypto: 0, socket: 0, write: 0, zstd: 0, verify: 0 };
 }
 
 /** Native errors from a stream say which stream; a failed tag becomes a checksum error the caller can branch on. */
@@ -251,6 +265,10 @@ function wrap(e: unknown, label: string): Error {
   const x = e as NodeJS.ErrnoException;
   if (x instanceof BisyncError) return x;
   if (x?.code === 'EBADMSG') return new BisyncError(ErrorCode.CHECKSUM, `data stream to ${label}: ${x.message}`, { cause: e });
+  if (x?.syscall === 'verify') {
+    return new BisyncError(ErrorCode.VERIFY, `verification failed: a batch written to '${x.path}' read back different (${x.message}); meta-data left untouched`,
+      { hint: 'run the merge again; it resumes from its journal', cause: e });
+  }
   if (x?.code === 'EPROTO') return new BisyncError(ErrorCode.PROTOCOL, `data stream to ${label}: ${x.message}`, { cause: e });
   if (x?.syscall === 'send' || x?.syscall === 'recv') return connectionError('ECONNRESET', `data stream to ${label} failed: ${x.message}`, e);
   return x instanceof Error ? x : new Error(String(e));

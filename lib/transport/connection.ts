@@ -20,7 +20,7 @@ export interface TransferStats {
   payloadBytesSent: number;
   payloadBytesReceived: number;
   /** Data streams used (bytes above include theirs), and the CPU seconds their native threads spent, by part. */
-  dataStreams?: { count: number; cpu: { read: number; crypto: number; socket: number; write: number; zstd: number } };
+  dataStreams?: { count: number; cpu: { read: number; crypto: number; socket: number; write: number; zstd: number; verify: number } };
 }
 
 export interface ConnectionHandlers {

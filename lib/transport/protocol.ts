@@ -102,6 +102,11 @@ export interface RequestJson {
   update?: unknown;
   /** bulkWrite/bulkRead: the data stream that carries the batch (its record has this request's id). */
   s?: number;
+  /**
+   * bulkWrite: read the batch back from the device after writing it and compare it with what
+   * arrived; the reply says `verified: true`, a difference is an ERR_VERIFY error.
+   */
+  v?: boolean;
   /** lvm: false skips the ring history. */
   history?: boolean;
   /** lvmVersion: which VG version. */

@@ -84,29 +84,33 @@ export class RemoteEndpoint implements Endpoint {
 
   /**
    * Sends extents of a local device to the same extents of the agent's device:
-   * on a data stream when there are any, else as an ordinary write.
+   * on a data stream when there are any, else as an ordinary write. With
+   * `verify` on a data stream the agent reads the batch back after writing it
+   * and compares (see BulkStream.recv); resolves to true when that was done.
    */
-  async pushFrom(device: BlockDevice, extents: Extent[]): Promise<void> {
+  async pushFrom(device: BlockDevice, extents: Extent[], verify = false): Promise<boolean> {
     const streams = await this.dataStreams();
-    if (!streams) return this.write(extents, await device.gather(extents));
+    if (!streams) return this.write(extents, await device.gather(extents)).then(() => false);
     const s = this.turn.out++ % streams.length;
     const bytes = totalLength(extents);
     const id = this.takeId();
     // The local half first: it validates the extents (and throws) before the agent waits for a record.
     const sent = streams[s].send(id, device, extents, bytes, this.conn.compressionLevel, this.conn.rate);
-    const reply = this.call('bulkWrite', { n: extents.length, s }, [extentsToBuffer(extents)], false, id);
-    await settleBoth(reply, sent, streams[s]);
+    const reply = this.call('bulkWrite', { n: extents.length, s, ...(verify ? { v: true } : {}) }, [extentsToBuffer(extents)], false, id);
+    const [f] = await settleBoth(reply, sent, streams[s]);
+    return (f.json as { verified?: unknown } | null)?.verified === true;
   }
 
-  /** Fetches extents of the agent's device into the same extents of a local device. */
-  async pullInto(device: BlockDevice, extents: Extent[]): Promise<void> {
+  /** Fetches extents of the agent's device into the same extents of a local device; `verify` as for pushFrom, done here. */
+  async pullInto(device: BlockDevice, extents: Extent[], verify = false): Promise<boolean> {
     const streams = await this.dataStreams();
-    if (!streams) return device.scatter(extents, await this.read(extents));
+    if (!streams) return device.scatter(extents, await this.read(extents)).then(() => false);
     const s = this.turn.in++ % streams.length;
     const id = this.takeId();
-    const received = streams[s].recv(id, device, extents, totalLength(extents));
+    const received = streams[s].recv(id, device, extents, totalLength(extents), verify);
     const reply = this.call('bulkRead', { n: extents.length, s }, [extentsToBuffer(extents)], false, id);
-    await settleBoth(reply, received, streams[s]);
+    const [, verified] = await settleBoth(reply, received, streams[s]);
+    return verified;
   }
 
   /** Opens the data streams once, on first use; null when there are none to use. */
@@ -419,11 +423,12 @@ export async function openStream(o: ConnectPeerOptions, label: string, token: st
  * a local half waiting on a record the agent will not send or read wakes up;
  * the agent's own error explains more than the torn stream does.
  */
-async function settleBoth(reply: Promise<unknown>, local: Promise<void>, stream: BulkStream): Promise<void> {
+async function settleBoth<T>(reply: Promise<Frame>, local: Promise<T>, stream: BulkStream): Promise<[Frame, T]> {
   reply.catch(() => stream.close());
   const [r, l] = await Promise.allSettled([reply, local]);
   if (r.status === 'rejected') throw r.reason;
   if (l.status === 'rejected') throw l.reason;
+  return [r.value, l.value];
 }
 
 function startTls(raw: net.Socket, o: ConnectPeerOptions, label: string, signal: AbortSignal, alpn?: string): Promise<tls.TLSSocket> {

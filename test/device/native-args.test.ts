@@ -68,6 +68,26 @@ describe('native arguments: no unchecked double → integer casts', () => {
     await rejects(() => nb.bitmapScan(fd, file, -4096, 1, 0, 0, 1, 64), RangeError, /areaOffset \(argument 2\) must be an integer from 0/);
   });
 
+  it('the data streams\' sendExtents and recvExtents check their extents, descriptors and record numbers the same way', () => {
+    // Thrown before any thread starts or any byte moves on the (here unused) socket.
+    const bulk = (native as unknown as { bulk: Record<'sendExtents' | 'recvExtents', (...a: unknown[]) => Promise<unknown>> }).bulk;
+    const key = Buffer.alloc(32);
+    const throwsLike = (call: () => unknown, type: ErrorConstructor, message: RegExp) => assert.throws(call, (e: Error) => {
+      assert.ok(e instanceof type, `${e.constructor.name}: ${e.message}`);
+      assert.match(e.message, message);
+      return true;
+    });
+    for (const [, extents, message] of EXTENT_CASES) {
+      const m = new RegExp(message.source.replace('argument 2', 'argument 6'));
+      throwsLike(() => bulk.sendExtents(0, key, 0, 1, fd, file, extents, 0, false), RangeError, m);
+      throwsLike(() => bulk.recvExtents(0, key, 0, 1, fd, file, extents, false), RangeError, m);
+    }
+    throwsLike(() => bulk.sendExtents(-1, key, 0, 1, fd, file, ext(0, 4096), 0, false), RangeError, /sock \(argument 0\) must be an integer from 0/);
+    throwsLike(() => bulk.recvExtents(0, key, 1.5, 1, fd, file, ext(0, 4096), false), RangeError, /seq \(argument 2\) must be an integer/);
+    throwsLike(() => bulk.recvExtents(0, key, 0, 2 ** 32, fd, file, ext(0, 4096), false), RangeError, /id \(argument 3\) must be an integer from 0 to 4294967295/);
+    throwsLike(() => bulk.recvExtents(0, key, 0, 1, fd + 0.5, file, ext(0, 4096), false), RangeError, /fd \(argument 4\) must be an integer/);
+  });
+
   it('still accepts valid integers up to the device end', async () => {
     const h = await native.hash(fd, file, ext(0, 4096, (1 << 20) - 4096, 4096), 4096);
     assert.equal(h.digests.length, 32);

@@ -24,7 +24,7 @@ interface NativeBulk {
   adopt(fd: number): number;
   close(fd: number): void;
   sendExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, level: number): Promise<{ wire: number }>;
-  recvExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array): Promise<{ wire: number }>;
+  recvExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, verify?: boolean): Promise<{ wire: number; verified?: boolean }>;
 }
 const bulk = (native as unknown as { bulk: NativeBulk }).bulk;
 
@@ -202,6 +202,45 @@ describe('transport: bulk data streams', function () {
         assert.ok(slice(fs.readFileSync(dst.path), x).equals(slice(fs.readFileSync(src.path), x)));
       } finally {
         p.close();
+      }
+    });
+
+    for (const level of [0, 1]) {
+      it(`reads a batch back after writing it and says so when asked (zstd level ${level})`, async () => {
+        const p = await socketPair();
+        try {
+          const [, r] = await Promise.all([
+            bulk.sendExtents(p.a, key, 0, 7, src.handle('t'), src.path, toFlat(x), level),
+            bulk.recvExtents(p.b, key, 0, 7, dst.handle('t'), dst.path, toFlat(x), true),
+          ]);
+          assert.equal(r.verified, true);
+          assert.ok(slice(fs.readFileSync(dst.path), x).equals(slice(fs.readFileSync(src.path), x)));
+          // Without asking, no read-back.
+          const [, r2] = await Promise.all([send(p.a, 1), recv(p.b, 1)]);
+          assert.equal((r2 as { verified?: boolean }).verified, undefined);
+        } finally {
+          p.close();
+        }
+      });
+    }
+
+    it('reads back from the device, not from its buffer: a device that loses writes fails the batch', async () => {
+      // /dev/zero takes every write and reads back zeros: the lost write a read-back must catch.
+      const lossy = fs.openSync('/dev/zero', 'r+');
+      const p = await socketPair();
+      try {
+        const [, r] = await Promise.allSettled([
+          bulk.sendExtents(p.a, key, 0, 7, src.handle('t'), src.path, toFlat(x), 0),
+          bulk.recvExtents(p.b, key, 0, 7, lossy, '/dev/zero', toFlat(x), true),
+        ]);
+        assert.equal(r.status, 'rejected');
+        const e = (r as PromiseRejectedResult).reason as NodeJS.ErrnoException;
+        assert.equal(e.syscall, 'verify');
+        assert.equal(e.path, '/dev/zero');
+        assert.match(e.message, /the device returned other bytes than were written, first at offset \d+/);
+      } finally {
+        p.close();
+        fs.closeSync(lossy);
       }
     });
 

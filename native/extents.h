@@ -1,0 +1,30 @@
+// What the native entry points that work on extents share: the extent list as
+// JS passes it (checked), and whole reads and writes at an offset that turn a
+// failed or short syscall into a SysError naming the device.
+#pragma once
+#include <napi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "errors.h"
+
+namespace bisync {
+
+struct Extent {
+  uint64_t off, len;
+};
+
+// Argument i as [offset, length] pairs from a Float64Array; every offset and
+// length is checked before the cast: a non-integer, negative or beyond-2^53
+// double (or an odd-length array) is a RangeError naming it.
+std::vector<Extent> ArgExtents(const Napi::CallbackInfo& info, size_t i);
+
+// Reads exactly len bytes at off into buf (len may end at an unaligned device
+// end). The read is rounded up to whole sectors for O_DIRECT, so buf must hold
+// len rounded up to 4096.
+bool ReadExact(int fd, const std::string& path, uint8_t* buf, size_t len, uint64_t off, SysError* err);
+bool WriteAll(int fd, const std::string& path, const uint8_t* p, size_t len, uint64_t off, SysError* err);
+
+}  // namespace bisync
