@@ -150,7 +150,10 @@ export class Merge extends EventEmitter {
       online ? Promise.resolve(0) : lane(this.transfer('toPeer', p.toPeer, this.local, this.peer, j, signal)),
       lane(this.transfer('toLocal', p.toLocal, this.peer, this.local, j, signal)),
     ]);
-    for (const r of lanes) if (r.status === 'rejected') throw r.reason;
+    // One lane's failure breaks the streams the other shares, and which lane notices first
+    // is a race: report the cause (a failed verification, a refused batch), not the broken pipe it left.
+    const failed = lanes.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+    if (failed.length) throw failed.find((e) => !isLinkLoss(e)) ?? failed[0];
     [report.movedToPeerBytes, report.movedToLocalBytes] = lanes.map((r) => (r as PromiseFulfilledResult<number>).value);
     if (p.conflicts.length || p.forcedToPeer.length || p.forcedToLocal.length) {
       this.identity = mergeIdentity(j.state, p);
@@ -573,4 +576,10 @@ function finalUpdate(current: string, history: string[]) {
     clearBitmap: true,
     clean: true,
   };
+}
+
+/** A lost link or an aborted lane: what a failure on the other lane leaves behind. */
+function isLinkLoss(e: unknown): boolean {
+  const x = e as { code?: string; name?: string };
+  return x?.name === 'AbortError' || ['ECONNRESET', 'EPIPE', 'ABORT_ERR'].includes(x?.code ?? '');
 }
