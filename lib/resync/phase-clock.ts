@@ -5,18 +5,24 @@ import type { MergeProgress } from './merge';
 
 export class PhaseClock {
   private readonly spans = new Map<string, { first: number; last: number }>();
+  private lastEvent: number;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(private readonly now: () => number = Date.now) {
+    this.lastEvent = now();
+  }
 
   /** Bound, so it can be handed to `merge.on('progress', ...)` as is. */
-  readonly note = (p: Pick<MergeProgress, 'phase'>): void => {
+  readonly note = (p: Pick<MergeProgress, 'phase' | 'doneBytes'>): void => {
     const t = this.now();
     const span = this.spans.get(p.phase);
     if (span) span.last = t;
-    else this.spans.set(p.phase, { first: t, last: t });
+    // A phase whose first event already reports progress (verify's come per finished batch) began before
+    // it: at the event before, of another phase, or when the clock started.
+    else this.spans.set(p.phase, { first: p.doneBytes > 0 ? this.lastEvent : t, last: t });
+    this.lastEvent = t;
   };
 
-  /** Milliseconds from each phase's first progress event to its last, in the order the phases began. */
+  /** Milliseconds each phase took (see note()), in the order the phases began. */
   ms(): Record<string, number> {
     return Object.fromEntries([...this.spans].map(([phase, s]) => [phase, s.last - s.first]));
   }
