@@ -32,7 +32,7 @@ export function onlineChangeBytes(env: string | undefined = process.env.BENCH_ON
 
 /** Bytes the guest's one NIC transmitted: both guests' sum is every byte on the link between them. */
 async function nicBytes(g: Guest): Promise<number> {
-  const out = await g.ok('n=$(ls /sys/class/net | grep -v "^lo$" | head -1); echo $(( $(cat /sys/class/net/$n/statistics/tx_bytes) + 0 ))');
+  const out = await g.ok('n=$(ls /sys/class/net | grep -v "^lo$" | head -1); cat /sys/class/net/$n/statistics/tx_bytes');
   return Number(out.trim());
 }
 
@@ -170,9 +170,9 @@ async function measure(lab: Lab, oBytes: number, sBytes: number): Promise<BenchR
   await o.waitOutput(serve, /serving /, LONG);
   const serving = Date.now() - t0; // O's down and serve's start (node loading over 9p)
   const doc = await onlineMerge(s, o);
-  const waitSynced_ = Date.now() - t0;
+  const upToDateMs = Date.now() - t0;
   const h = doc.handback;
-  const waitConnected = waitSynced_ - (h.peerWaitMs - h.peerConnectedWaitMs);
+  const connectedMs = upToDateMs - (h.peerWaitMs - h.peerConnectedWaitMs);
   const served = await o.wait(serve, 300_000);
   if (served.rc !== 0) throw new Error(`serve on ${o.name} exited ${served.rc}: ${served.out}`);
   await probe.stop();
@@ -192,10 +192,10 @@ async function measure(lab: Lab, oBytes: number, sBytes: number): Promise<BenchR
   const linkRatio = (mergeWire + drbdBytes) / must;
   const nicRatio = nic / must;
   return [
-    { area: 'online', measure: `O's wait, down -> back in the cluster (S sees it connected), ${size} (qemu TCG)`, ours: `${secs(waitConnected)} (${ratio(waitConnected, copy.ms)} copy)`, limit, target: '<= 1.2 x copy', met: waitConnected <= 1.2 * copy.ms },
-    { area: 'online', measure: `O's wait, down -> UpToDate/UpToDate oos:0, ${size} (qemu TCG)`, ours: `${secs(waitSynced_)} (${ratio(waitSynced_, copy.ms)} copy; ${resync})`, limit, target: '<= 1.2 x copy', met: waitSynced_ <= 1.2 * copy.ms },
+    { area: 'online', measure: `O's wait, down -> back in the cluster (S sees it connected), ${size} (qemu TCG)`, ours: `${secs(connectedMs)} (${ratio(connectedMs, copy.ms)} copy)`, limit, target: '<= 1.2 x copy', met: connectedMs <= 1.2 * copy.ms },
+    { area: 'online', measure: `O's wait, down -> UpToDate/UpToDate oos:0, ${size} (qemu TCG)`, ours: `${secs(upToDateMs)} (${ratio(upToDateMs, copy.ms)} copy; ${resync})`, limit, target: '<= 1.2 x copy', met: upToDateMs <= 1.2 * copy.ms },
     { area: 'online', measure: 'where O\'s wait went: O down and serving; merge phases; DRBD from the hand-back request; the rest (node start-up, TLS, plan, exit)',
-      ours: `serving after ${secs(serving)}; ${Object.entries(doc.phaseMs).map(([p, ms]) => `${p} ${secs(ms)}`).join(', ')}; to connected ${secs(toConnected)}, to UpToDate ${secs(h.handbackMs)}; rest ${secs(waitSynced_ - serving - phases - h.handbackMs)}`, limit: '-', target: '-', met: null },
+      ours: `serving after ${secs(serving)}; ${Object.entries(doc.phaseMs).map(([p, ms]) => `${p} ${secs(ms)}`).join(', ')}; to connected ${secs(toConnected)}, to UpToDate ${secs(h.handbackMs)}; rest ${secs(upToDateMs - serving - phases - h.handbackMs)}`, limit: '-', target: '-', met: null },
     { area: 'online', measure: `our copy phase alone (toLocal), ${oBytes / MiB} MiB O -> S (qemu TCG)`, ours: `${secs(copyMs)} (${mbps(doc.movedToLocalBytes, copyMs)}, ${ratio(copyMs, copy.ms)} copy)`, limit, target: '-', met: null },
     { area: 'online', measure: 'S\'s wait (Primary throughout; its 4 KiB direct writes, one a second, during the merge)', ours: `${h.survivorStayedPrimary ? '0 s: never left Primary' : `LEFT Primary (${h.rolesSeen.join(', ')})`}; write ms max ${Math.max(...during)}, median ${median(during)} (before: max ${Math.max(...quiet)}), ${during.length} writes`, limit: '0', target: '0', met: h.survivorStayedPrimary },
     { area: 'online', measure: 'bytes over the link / (O\'s + S\'s changes), as merge and DRBD count them (merge wire + S\'s /proc/drbd ns+nr)', ours: `${linkRatio.toFixed(3)} (${((mergeWire + drbdBytes) / MiB).toFixed(1)} MiB: merge ${(mergeWire / MiB).toFixed(1)}, DRBD ${(drbdBytes / MiB).toFixed(1)}, for ${(must / MiB).toFixed(0)} MiB)`, limit: '1.000', target: '<= 1.05', met: linkRatio <= 1.05 },
