@@ -47,6 +47,12 @@ export interface HandbackReport {
   localCommands: string[];
   /** How long the peer's resource was down: serving before the hand-back, plus until Connected UpToDate/UpToDate here. */
   peerWaitMs: number;
+  /**
+   * How long until the peer was back in the cluster: serving before the hand-back, plus until this node first
+   * saw it connected (Connected, SyncSource, WFBitMapS...). From then DRBD serves the peer's reads of blocks still
+   * out of sync from here while the checksum resync finishes in the background.
+   */
+  peerConnectedWaitMs: number;
   /** From the hand-back request to Connected UpToDate/UpToDate, oos 0. */
   handbackMs: number;
   /** Every sample of this node's role during the merge and the hand-back was Primary. */
@@ -71,6 +77,37 @@ export class RoleWatch {
   }
 }
 
+export interface SyncWait {
+  final: ResourceStatus;
+  /** ms from t0 to the first sample connected to the peer (any of CONNECTED). */
+  connectedMs: number;
+  /** ms from t0 to Connected UpToDate/UpToDate with nothing out of sync. */
+  syncedMs: number;
+}
+
+/**
+ * Polls this node's state until Connected UpToDate/UpToDate, oos 0, noting every role and when the peer was
+ * first seen connected: the peer is back in the cluster from then, long before a large resync ends.
+ */
+export async function waitForSync(name: string, read: () => Promise<ResourceStatus>, roles: RoleWatch, t0: number,
+  opts: Pick<HandbackOptions, 'timeoutMs' | 'pollMs' | 'onProgress'>, now: () => number = Date.now): Promise<SyncWait> {
+  let connectedMs: number | undefined;
+  for (;;) {
+    const s = roles.note(await read());
+    if (connectedMs === undefined && CONNECTED.has(s.connection)) connectedMs = now() - t0;
+    opts.onProgress?.(s, s.syncProgress);
+    if (s.connection === 'Connected' && s.disk === 'UpToDate' && s.peerDisk === 'UpToDate' && s.outOfSyncBytes === 0) {
+      return { final: s, connectedMs: connectedMs!, syncedMs: now() - t0 };
+    }
+    if (now() - t0 > opts.timeoutMs) {
+      throw new BisyncError(ErrorCode.REFUSED,
+        `DRBD resource '${name}' did not reach Connected UpToDate/UpToDate with nothing out of sync within ${Math.round(opts.timeoutMs / 1000)} s (now ${s.connection} ${s.disk}/${s.peerDisk}, ${s.outOfSyncBytes} bytes out of sync)`,
+        { hint: 'the data is copied; check both nodes with `drbd-bisync status` (the peer must have connected with --discard-my-data)' });
+    }
+    await new Promise((res) => setTimeout(res, opts.pollMs ?? 500));
+  }
+}
+
 /**
  * After the copy: ask the peer's agent to hand back (askPeer must also end the session: the agent
  * acts only once its device is released; close the local endpoint too). The agent attaches and connects with
@@ -85,26 +122,16 @@ export async function handBack(r: DrbdResource, minor: number, askPeer: (csumsAl
   const before = roles.note(await resourceState(r.name));
   const cmds = survivorCommands(r, drbd.major as DrbdMajor, opts.csumsAlg, before.connection);
   await runDrbdadm(r, cmds, opts.log);
-  let s = before;
-  for (;;) {
-    s = roles.note(await resourceState(r.name));
-    opts.onProgress?.(s, s.syncProgress);
-    if (s.connection === 'Connected' && s.disk === 'UpToDate' && s.peerDisk === 'UpToDate' && s.outOfSyncBytes === 0) break;
-    if (Date.now() - t0 > opts.timeoutMs) {
-      throw new BisyncError(ErrorCode.REFUSED,
-        `DRBD resource '${r.name}' did not reach Connected UpToDate/UpToDate with nothing out of sync within ${Math.round(opts.timeoutMs / 1000)} s (now ${s.connection} ${s.disk}/${s.peerDisk}, ${s.outOfSyncBytes} bytes out of sync)`,
-        { hint: 'the data is copied; check both nodes with `drbd-bisync status` (the peer must have connected with --discard-my-data)' });
-    }
-    await new Promise((res) => setTimeout(res, opts.pollMs ?? 500));
-  }
-  const handbackMs = Date.now() - t0;
+  const w = await waitForSync(r.name, () => resourceState(r.name), roles, t0, opts);
+  const s = w.final;
   return {
     drbdVersion: drbd.version,
     csumsAlg: opts.csumsAlg,
     peerCommands: accepted.commands,
     localCommands: formatCommands(cmds),
-    peerWaitMs: accepted.servingMs + handbackMs,
-    handbackMs,
+    peerWaitMs: accepted.servingMs + w.syncedMs,
+    peerConnectedWaitMs: accepted.servingMs + w.connectedMs,
+    handbackMs: w.syncedMs,
     survivorStayedPrimary: roles.stayedPrimary,
     rolesSeen: [...roles.seen],
     drbdResync: checksumResyncFromLog((readKernelLog() ?? []).slice(logBefore), r.name, minor),

@@ -14,7 +14,7 @@ import { Merge, MergeOptions } from '../../lib/resync/merge';
 import { archiveMerges } from '../../lib/resync/restore';
 import { lvmLabelSector } from '../../lib/lvm/label';
 import { checkOnlineWrites } from '../../lib/resync/online-gate';
-import { RoleWatch, checkSurvivor } from '../../lib/resync/online';
+import { RoleWatch, checkSurvivor, waitForSync } from '../../lib/resync/online';
 import { writeAt } from '../drbd/drbdmeta';
 import { markAlHot } from '../helpers/al';
 import { splitBrainStates } from '../../scripts/split-brain';
@@ -163,5 +163,34 @@ describe('online merge (live survivor on loop devices)', function () {
     assert.equal(w.stayedPrimary, true);
     w.note({ ...s, role: 'Secondary' });
     assert.equal(w.stayedPrimary, false);
+  });
+});
+
+describe('online hand-back wait', function () {
+  type Status = Parameters<typeof checkSurvivor>[0];
+  const base = { name: 'r0', role: 'Primary', disk: 'UpToDate', peerDisk: 'DUnknown', connection: 'StandAlone', outOfSyncBytes: 4096 } as Status;
+
+  /** Replays samples, one per 10 ms of a fake clock. */
+  function replay(samples: Array<Partial<Status>>): { read: () => Promise<Status>; now: () => number } {
+    let i = -1;
+    return { read: async () => ({ ...base, ...samples[Math.min(++i, samples.length - 1)] }), now: () => 1000 + 10 * Math.max(i, 0) };
+  }
+
+  it('notes when the peer is first connected (resync still running) apart from when both are UpToDate with nothing out of sync', async () => {
+    const r = replay([{}, { connection: 'WFConnection' }, { connection: 'WFBitMapS', peerDisk: 'Inconsistent' },
+      { connection: 'SyncSource', peerDisk: 'Inconsistent' }, { connection: 'Connected', peerDisk: 'UpToDate', outOfSyncBytes: 4096 },
+      { connection: 'Connected', peerDisk: 'UpToDate', outOfSyncBytes: 0 }]);
+    const roles = new RoleWatch();
+    const w = await waitForSync('r0', r.read, roles, 1000, { timeoutMs: 60_000, pollMs: 0 }, r.now);
+    assert.equal(w.connectedMs, 20, 'the third sample (WFBitMapS) is the first connected one');
+    assert.equal(w.syncedMs, 50, 'the sixth sample is Connected UpToDate/UpToDate, oos 0');
+    assert.equal(w.final.outOfSyncBytes, 0);
+    assert.equal(roles.stayedPrimary, true);
+  });
+
+  it('times out naming the resource and its last state', async () => {
+    const r = replay([{ connection: 'SyncSource', peerDisk: 'Inconsistent' }]);
+    await assert.rejects(waitForSync('r0', r.read, new RoleWatch(), 1000, { timeoutMs: 25, pollMs: 0 }, r.now),
+      /'r0' did not reach Connected UpToDate\/UpToDate .*now SyncSource UpToDate\/Inconsistent, 4096 bytes out of sync/);
   });
 });

@@ -12,6 +12,7 @@ import type { RemoteEndpoint } from '../../transport';
 import { Plan, plan, planDocument } from '../../plan/plan';
 import { LocalEndpoint } from '../../resync/local-endpoint';
 import { Merge, MergeProgress, MergeReport } from '../../resync/merge';
+import { PhaseClock } from '../../resync/phase-clock';
 import { defaultJournalPath } from '../../resync/journal';
 import { ArchivedMerge, archiveMerges, restoreArchive } from '../../resync/restore';
 import { ResyncAgent, TransferStats, connectPeer, readPskFile } from '../../transport';
@@ -280,7 +281,9 @@ export function registerResyncCommands(program: Command): void {
               : undefined,
             ...lvm,
           });
+          const clock = new PhaseClock();
           m.on('progress', bar.onProgress);
+          m.on('progress', clock.note);
           m.on('log', (text: string) => process.stderr.write(`drbd-bisync: ${text}\n`));
           const report = await m.run();
           bar.stop();
@@ -308,7 +311,7 @@ export function registerResyncCommands(program: Command): void {
             });
             sync.stop();
           }
-          if (o.json) printJson({ ...report, wire, ...(o.online ? { handback } : {}) });
+          if (o.json) printJson({ ...report, wire, phaseMs: clock.ms(), ...(o.online ? { handback } : {}) });
           else {
             println(report.message);
             if (report.outcome === 'conflicts' || report.outcome === 'dry-run' || report.outcome === 'refused') printPlan(planFromDoc(report));
