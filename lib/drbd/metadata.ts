@@ -161,20 +161,22 @@ export class DrbdMetadata {
    * (DRBD writes a bitmap page out before its extent leaves the AL, so together they cover every write).
    */
   async changeSet(peerNodeId?: number, opts: { live?: boolean } = {}): Promise<Extent[]> {
-    if (this.needsFullSync(peerNodeId)) return this.dataSize > 0 ? [[0, this.dataSize]] : [];
-    const bm = await this.bitmapList(peerNodeId);
-    const al = await this.alExtents(opts);
-    return al.length ? [...union(bm, al)] : bm;
+    return (await this.changes(peerNodeId, opts)).changes;
   }
 
   /**
-   * Live: the blocks of hot AL extents that the on-disk bitmap lacks. DRBD may hold
-   * their bits in memory only, so whether this node wrote them is in doubt (the
-   * bitmap's own bits are certain). Empty when the change set is the whole device.
+   * changeSet() and, live, the part of it that only hot AL extents put there: DRBD may hold
+   * those bits in memory only, so whether this node wrote those blocks is in doubt (the
+   * bitmap's own bits are certain). One read of bitmap and AL for both, so the two agree
+   * on a device DRBD is writing. No doubt when the change set is the whole device.
    */
-  async liveDoubt(peerNodeId?: number): Promise<Extent[]> {
-    if (this.needsFullSync(peerNodeId)) return [];
-    return [...subtract(await this.alExtents({ live: true }), await this.bitmapList(peerNodeId))];
+  async changes(peerNodeId?: number, opts: { live?: boolean } = {}): Promise<{ changes: Extent[]; doubt: Extent[] }> {
+    if (this.needsFullSync(peerNodeId)) return { changes: this.dataSize > 0 ? [[0, this.dataSize]] : [], doubt: [] };
+    const bm: Extent[] = [];
+    for await (const e of this.bitmapExtents(peerNodeId)) bm.push(e);
+    const al = await this.alExtents(opts);
+    if (!al.length) return { changes: bm, doubt: [] };
+    return { changes: [...union(bm, al)], doubt: opts.live ? [...subtract(al, bm)] : [] };
   }
 
   /** DRBD itself would sync the whole device with this peer (crashed primary without AL, full-sync flags). */
@@ -184,12 +186,6 @@ export class DrbdMetadata {
     if (bit(f, MDF.CRASHED_PRIMARY) && bit(f, MDF.AL_DISABLED)) return true;
     if (this.sb.format === 'v08' && bit(f, MDF.FULL_SYNC)) return true;
     return !!peer && (peer.bitmapIndex < 0 || bit(peer.flags, MDF_PEER.FULL_SYNC));
-  }
-
-  private async bitmapList(peerNodeId?: number): Promise<Extent[]> {
-    const bm: Extent[] = [];
-    for await (const e of this.bitmapExtents(peerNodeId)) bm.push(e);
-    return bm;
   }
 
   private flagsReport(peerFlags: number | undefined): MetadataFlags {

@@ -33,6 +33,8 @@ export interface LocalEndpointOptions {
 export class LocalEndpoint implements Endpoint {
   /** Read once: the PV cannot change while the device is held exclusively. */
   private lvmRead?: LvmReader;
+  /** Live: the blocks in doubt from the last changeSet() read (see DrbdMetadata.changes). */
+  private doubt?: Extent[];
 
   private constructor(
     readonly device: BlockDevice,
@@ -115,11 +117,15 @@ export class LocalEndpoint implements Endpoint {
   }
 
   async changeSet(opts: { peerNodeId?: number } = {}): Promise<Extent[]> {
-    return this.metadata.changeSet(opts.peerNodeId, { live: this.live });
+    const r = await this.metadata.changes(opts.peerNodeId, { live: this.live });
+    this.doubt = r.doubt;
+    return r.changes;
   }
 
+  /** Live only: the doubt of the last changeSet() (the same read), else of a fresh one. */
   async doubtfulChanges(): Promise<Extent[]> {
-    return this.live ? this.metadata.liveDoubt() : [];
+    if (!this.live) return [];
+    return this.doubt ?? (await this.metadata.changes(undefined, { live: true })).doubt;
   }
 
   async hash(extents: Extent[], blockSize: number): Promise<BlockHashes> {
