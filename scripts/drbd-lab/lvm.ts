@@ -6,7 +6,7 @@
 // keeps no backup or archive (/etc is read-only there).
 import * as fs from 'node:fs';
 import { Lab } from './lab';
-import { DRBD_DEVICE } from './drbd';
+import { DRBD_DEVICE, RESOURCE, drbdadm } from './drbd';
 
 const LVM_CONF = `devices {
   filter = [ "a|^${DRBD_DEVICE}$|", "r|.*|" ]
@@ -32,6 +32,17 @@ export function configureLvm(lab: Lab): void {
 
 /** An lvm2 command line for a guest script, e.g. lvm('vgchange -ay vg0'). */
 export const lvm = (args: string) => `${LVM_ENV} ${args}`;
+
+/**
+ * Writes the lab's lvm.conf and makes a VG (1 MiB extents) on nodea's /dev/drbd0 while both
+ * nodes are connected, so DRBD gives nodeb the same VG; one LV per entry (size in MiB), left
+ * inactive and nodea Secondary again.
+ */
+export async function createVg(lab: Lab, vg: string, lvMiB: Record<string, number>): Promise<void> {
+  configureLvm(lab);
+  await lab.a.ok([drbdadm(`primary ${RESOURCE}`), lvm(`pvcreate -q ${DRBD_DEVICE}`), lvm(`vgcreate -q -s 1m ${vg} ${DRBD_DEVICE}`),
+    ...Object.entries(lvMiB).map(([lv, mib]) => lvm(`lvcreate -q -L ${mib}m -n ${lv} ${vg}`)), lvm(`vgchange -q -an ${vg}`), drbdadm(`secondary ${RESOURCE}`)].join(' && '));
+}
 
 /** The device node of an LV in a guest. */
 export const lvPath = (vg: string, lv: string) => `/dev/${vg}/${lv}`;

@@ -17,7 +17,7 @@ import {
   CLI, MiB, Write, connectLogs, contentOf, copyDisk, describeCli, expectKernelAgrees, expectNothingResynced, expectWritesOnBoth,
   fileSha256, guestCli, hashesOn, hostCli, inspectUuids, markBoth, readingDrbd, sha256, sharedLab, skipWithoutLab, withHostLoops, writeAll,
 } from './lab-helpers';
-import { configureLvm, lvHashScript, lvPath, lvm, parseLvHashes, withVgActive } from '../../scripts/drbd-lab/lvm';
+import { createVg, lvHashScript, lvPath, lvm, parseLvHashes, withVgActive } from '../../scripts/drbd-lab/lvm';
 
 const timings: Array<[string, number]> = [];
 const comparison: string[] = [];
@@ -367,10 +367,7 @@ describe('e2e: drbd-bisync against two DRBD 8.4 nodes under qemu', function () {
   scenario('8. LVM on /dev/drbd0: each node wrote its own LV and nodeb one block of nodea\'s; plan names that LV, merge refuses, --lv vmA=local merges', async (l) => {
     const vg = 'vglab';
     const lvs = ['vmA', 'vmB', 'vmC'];
-    configureLvm(l);
-    // The VG is made while both nodes are connected, so DRBD gives nodeb the same one.
-    await l.a.ok([drbdadm(`primary ${RESOURCE}`), lvm(`pvcreate -q ${DRBD_DEVICE}`), lvm(`vgcreate -q -s 1m ${vg} ${DRBD_DEVICE}`),
-      ...lvs.map((lv) => lvm(`lvcreate -q -L ${lv === 'vmC' ? 4 : 8}m -n ${lv} ${vg}`)), lvm(`vgchange -q -an ${vg}`), drbdadm(`secondary ${RESOURCE}`)].join(' && '));
+    await createVg(l, vg, { vmA: 8, vmB: 8, vmC: 4 });
     await splitBrain(l);
     // nodea runs VM A, nodeb VM B; VM A also ran on nodeb for a while (an HA restart) and wrote one block.
     const writes: Write[] = [

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import type { Lab } from '../../scripts/drbd-lab/lab';
 import { DRBD_DEVICE, RESOURCE, configure, drbdadm, resetToSynced, splitBrain, waitSynced } from '../../scripts/drbd-lab/drbd';
 import { CLI, MiB, Write, copyDisk, describeCli, expectWritesOnBoth, fileSha256, guestCli, readingDrbd, sharedLab, skipWithoutLab, writeAll } from './lab-helpers';
-import { configureLvm, lvHashScript, lvPath, lvm, parseLvHashes, withVgActive } from '../../scripts/drbd-lab/lvm';
+import { createVg, lvHashScript, lvPath, lvm, parseLvHashes, withVgActive } from '../../scripts/drbd-lab/lvm';
 
 const CONF = '/run/lab/r0.conf';
 const PSK = 'cd'.repeat(32);
@@ -109,9 +109,7 @@ describe('e2e: online merge on two DRBD 8.4 nodes (the survivor stays Primary)',
   scenario('LVM on /dev/drbd0: nodeb changed an LV open on nodea: refused with nothing written (nodea\'s activity-log doubt settled per LV); --lv vmA=local keeps nodea\'s version online', async (l) => {
     const vg = 'vgon';
     const lvs = ['vmA', 'vmB'];
-    configureLvm(l);
-    await l.a.ok([drbdadm(`primary ${RESOURCE}`), lvm(`pvcreate -q ${DRBD_DEVICE}`), lvm(`vgcreate -q -s 1m ${vg} ${DRBD_DEVICE}`),
-      ...lvs.map((lv) => lvm(`lvcreate -q -L 8m -n ${lv} ${vg}`)), lvm(`vgchange -q -an ${vg}`), drbdadm(`secondary ${RESOURCE}`)].join(' && '));
+    await createVg(l, vg, { vmA: 8, vmB: 8 });
     await splitBrain(l);
     // nodea runs VM A: vmA active and held open throughout, as the VM's qemu would hold it.
     await l.a.ok(lvm(`vgchange -q -ay ${vg}`));
