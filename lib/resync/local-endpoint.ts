@@ -200,6 +200,28 @@ export class LocalEndpoint implements Endpoint {
   }
 }
 
+/**
+ * LocalEndpoint.open, waiting up to `waitMs` while the device (or its meta-data device) is
+ * held by someone else, e.g. DRBD until `drbdadm down`: so an agent can be started, loaded
+ * and ready before the resource goes down, and serve the moment it is released. `onWait`
+ * hears why, once. Only "in use" waits; any other error fails at once.
+ */
+export async function openWhenReleased(devicePath: string, opts: LocalEndpointOptions, waitMs: number, onWait?: (why: BisyncError) => void, signal?: AbortSignal): Promise<LocalEndpoint> {
+  const until = Date.now() + waitMs;
+  let told = false;
+  for (;;) {
+    signal?.throwIfAborted();
+    try {
+      return await LocalEndpoint.open(devicePath, opts);
+    } catch (e) {
+      if (!(e instanceof BisyncError && isSystemError(e.cause) && e.cause.code === 'EBUSY') || Date.now() >= until) throw e;
+      if (!told) onWait?.(e);
+      told = true;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
 /** Opens a device exclusively; EBUSY becomes an error that says who holds it and what to run. */
 export async function openExclusive(devicePath: string, write: boolean): Promise<BlockDevice> {
   try {

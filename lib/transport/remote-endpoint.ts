@@ -32,6 +32,14 @@ export interface ConnectPeerOptions {
   signal?: AbortSignal;
   /** Give up connecting after this long (default 15 s). */
   connectTimeoutMs?: number;
+  /**
+   * While the agent's host refuses the connection (nothing listens yet, e.g. `serve --wait-down`
+   * still waits for its resource to go down), try again every 100 ms for up to this long
+   * (default 0: a refusal fails at once). Other errors never wait.
+   */
+  waitForAgentMs?: number;
+  /** Called each time a refused connection is tried again (to tell a user what the wait is for). */
+  onWaitForAgent?: () => void;
   /** Declare the connection dead after this long without a byte from the agent (default 30 s). */
   idleTimeoutMs?: number;
   /**
@@ -295,7 +303,21 @@ export class RemoteEndpoint implements Endpoint {
 export async function connectPeer(opts: ConnectPeerOptions): Promise<RemoteEndpoint> {
   const o = checkConnectOptions(opts);
   const label = `peer ${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
-  o.signal?.throwIfAborted();
+  // Started before the other node goes down, a merge connects the moment its agent listens.
+  const until = Date.now() + (o.waitForAgentMs ?? 0);
+  for (;;) {
+    o.signal?.throwIfAborted();
+    try {
+      return await connectOnce(o, label);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || Date.now() >= until) throw e;
+      o.onWaitForAgent?.();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+async function connectOnce(o: ConnectPeerOptions, label: string): Promise<RemoteEndpoint> {
   // One deadline for TCP connect, TLS handshake and hello: a port that accepts
   // but never answers must not hang the caller.
   const timeoutMs = o.connectTimeoutMs ?? 15_000;
@@ -367,6 +389,7 @@ function checkConnectOptions(opts: ConnectPeerOptions): ConnectPeerOptions {
   if (opts.rateLimit !== undefined) checkRate(opts.rateLimit);
   if (opts.streams !== undefined) checkStreams(opts.streams);
   if (opts.connectTimeoutMs !== undefined && !(opts.connectTimeoutMs > 0)) throw new RangeError(`connect timeout must be a positive number of ms, got ${String(opts.connectTimeoutMs)}`);
+  if (opts.waitForAgentMs !== undefined && !(Number.isFinite(opts.waitForAgentMs) && opts.waitForAgentMs >= 0)) throw new RangeError(`wait for the agent must be a number of ms, 0 or more, got ${String(opts.waitForAgentMs)}`);
   if (opts.idleTimeoutMs !== undefined && !(opts.idleTimeoutMs >= 200)) throw new RangeError(`idle timeout must be at least 200 ms, got ${String(opts.idleTimeoutMs)}`);
   return opts;
 }

@@ -178,6 +178,63 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
     assert.ok(readAll(p!.local).equals(p!.before.localFile) && readAll(p!.peer).equals(p!.before.peerFile));
   });
 
+  it('started before the peer\'s device is released (serve --wait-down, merge --wait-peer), merges the moment it is', async () => {
+    const { a, b } = await splitBrain(false);
+    const psk = pskFile();
+    const port = 7893; // fixed: the merge must know it before anything listens there
+    const holder = await BlockDevice.open(p!.peer, { write: true }); // DRBD, until `drbdadm down`
+    let released = false;
+    try {
+      const running = merge(net!.a.ns, mergeArgs(port, psk, ['--wait-peer', '60']));
+      const serve = spawn('ip', ['netns', 'exec', net!.b.ns, process.execPath, CLI, 'serve', '--device', p!.peer, '--listen', `${net!.b.address}:${port}`, '--psk-file', psk, '--once', '--json', '--wait-down', '60'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      procs.push(serve);
+      const events: Array<{ event: string; reason?: string }> = [];
+      const listening = new Promise<void>((resolve, reject) => {
+        let buf = '';
+        serve.stdout!.on('data', (d) => {
+          buf += d;
+          for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+            events.push(JSON.parse(buf.slice(0, i)));
+            buf = buf.slice(i + 1);
+            if (events[events.length - 1].event === 'listening') resolve();
+          }
+        });
+        serve.once('exit', (code) => reject(new Error(`serve exited ${code} before listening`)));
+      });
+      for (const t0 = Date.now(); !events.some((e) => e.event === 'waiting'); await new Promise((r) => setTimeout(r, 50))) {
+        if (Date.now() - t0 > 30_000) throw new Error(`serve never said it waits: ${JSON.stringify(events)}`);
+      }
+      assert.match(events[0].reason ?? '', /in use/);
+      await new Promise((r) => setTimeout(r, 500)); // both wait: the merge is refused, the device is held
+      assert.equal(events.length, 1, 'serve listens only once the device is released');
+      await holder.close();
+      released = true;
+      await listening;
+      const r = await running;
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /waiting for the agent at .* to listen/);
+      assert.equal(JSON.parse(r.stdout).outcome, 'merged');
+      assertMerged(overlay(p!.before.local, p!.before.peer, [...subtract(b, a)]));
+    } finally {
+      if (!released) await holder.close();
+    }
+  });
+
+  it('serve --wait-down gives up after its time with the in-use error (exit 1)', async () => {
+    await splitBrain(false);
+    const holder = await BlockDevice.open(p!.peer, { write: true });
+    try {
+      const t = Date.now();
+      const r = spawnSync('ip', ['netns', 'exec', net!.b.ns, process.execPath, CLI, 'serve', '--device', p!.peer, '--listen', `${net!.b.address}:0`, '--psk-file', pskFile(), '--wait-down', '1'], { encoding: 'utf8' });
+      assert.equal(r.status, 1, r.stderr);
+      assert.ok(Date.now() - t >= 1000, 'waited its second');
+      assert.match(r.stdout, /waiting up to 1 s for .* to be released/);
+      assert.match(r.stderr, /in use/);
+    } finally {
+      await holder.close();
+    }
+  });
+
   it('refuses a device that something else holds, saying what to do (exit 1)', async () => {
     await splitBrain(false);
     const holder = await BlockDevice.open(p!.peer, { write: true });

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { BisyncError } from '../../lib/device/errors';
 import type { Extent } from '../../lib/device/extent';
 import { ResyncAgent, RemoteEndpoint, SessionEnd, connectPeer } from '../../lib/transport';
+import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { FramedConnection, testHooks } from '../../lib/transport/connection';
 import { PSK_CIPHERS } from '../../lib/transport/psk';
@@ -33,6 +34,15 @@ function randomExtents(count: number, size: number, block = 4096, maxBlocks = 16
     out.push([off, len]);
   }
   return out;
+}
+
+/** A port nothing listens on (bound, then released). */
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise((r) => srv.close(r));
+  return port;
 }
 
 function slice(disk: Buffer, extents: Extent[]): Buffer {
@@ -427,6 +437,28 @@ describe('transport: agent and RemoteEndpoint over TLS-PSK', function () {
     } finally {
       await relay.close();
     }
+  });
+
+  it('waits for an agent that does not listen yet (waitForAgentMs); without it a refusal fails at once', async () => {
+    const port = await freePort();
+    const t = performance.now();
+    await assert.rejects(connectPeer({ host: '127.0.0.1', port, psk: PSK }), (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED' && /is `drbd-bisync serve` running/.test(e.message));
+    await assert.rejects(connectPeer({ host: '127.0.0.1', port, psk: PSK, waitForAgentMs: 300 }), (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED');
+    assert.ok(performance.now() - t >= 300, 'tried for the whole wait');
+    let retries = 0;
+    const connecting = connectPeer({ host: '127.0.0.1', port, psk: PSK, waitForAgentMs: 10_000, onWaitForAgent: () => retries++ });
+    await new Promise((r) => setTimeout(r, 500));
+    const ep = new MemoryEndpoint(MiB, (d) => d.fill(7));
+    agent = new ResyncAgent({ endpoint: ep, psk: PSK, listen: { host: '127.0.0.1', port } });
+    await agent.listen();
+    const remote = await connecting;
+    try {
+      assert.ok(retries >= 2, `retried while nothing listened (${retries})`);
+      assert.ok((await remote.read([[0, 4096]])).equals(Buffer.alloc(4096, 7)));
+    } finally {
+      await remote.close();
+    }
+    await assert.rejects(connectPeer({ host: '127.0.0.1', port: 1, psk: PSK, waitForAgentMs: -1 }), /-1/);
   });
 
   it('validates its options with errors that name the value', async () => {

@@ -10,7 +10,7 @@ import { checkOnlineWrites, dmOpenCounts } from '../../resync/online-gate';
 import type { HandbackAccepted, HandbackRequest } from '../../transport/protocol';
 import type { RemoteEndpoint } from '../../transport';
 import { Plan, plan, planDocument } from '../../plan/plan';
-import { LocalEndpoint } from '../../resync/local-endpoint';
+import { LocalEndpoint, openWhenReleased } from '../../resync/local-endpoint';
 import { Merge, MergeProgress, MergeReport } from '../../resync/merge';
 import { PhaseClock } from '../../resync/phase-clock';
 import { defaultJournalPath } from '../../resync/journal';
@@ -44,6 +44,7 @@ interface PeerOptions extends DeviceOptions {
   vgMetadata?: 'local' | 'peer';
   dropLv?: string[];
   lvm?: boolean;
+  waitPeer?: string;
 }
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -111,6 +112,7 @@ function addPeerOptions(cmd: Command): Command {
     .addOption(new Option('--compress <alg>', 'compress blocks on the wire').choices(['none', 'zstd']).default('none'))
     .option('--rate-limit <bytes/s>', 'cap the transfer rate, e.g. 100M (each direction, all data streams together)')
     .option('--streams <n>', 'data streams to the peer for block data (default: one per core, 2 to 8; 0: none)')
+    .option('--wait-peer <seconds>', 'while nothing listens at --peer yet (its `serve --wait-down` waits for the resource to go down), keep trying this long')
     .option('--json', 'print one JSON document');
 }
 
@@ -160,6 +162,8 @@ async function openPair(o: PeerOptions, write: boolean, resolved?: LocalDevice):
       compression: o.compress ?? 'none',
       rateLimit: o.rateLimit ? parseSize(o.rateLimit, '--rate-limit') : undefined,
       streams: o.streams === undefined ? undefined : parseStreams(o.streams),
+      waitForAgentMs: o.waitPeer === undefined ? undefined : parseSeconds(o.waitPeer, '--wait-peer'),
+      onWaitForAgent: once(() => process.stderr.write(`drbd-bisync: waiting for the agent at ${o.peer} to listen (up to ${o.waitPeer} s)\n`)),
     });
     return { local, peer, label: o.peer!, wire: () => ({ ...peer.stats() }), resource: dev.resource, volume: dev.volume, remote: peer };
   } catch (e) {
@@ -336,13 +340,26 @@ export function registerResyncCommands(program: Command): void {
     .requiredOption('--listen <host:port>', 'address to listen on (port 0: any free port, printed)')
     .requiredOption('--psk-file <file>', 'pre-shared key file')
     .option('--once', 'exit after the first session ends')
+    .option('--wait-down <seconds>', 'while the device is in use (the resource still up), wait this long for it to be released, then listen: start serve first, then `drbdadm down`')
     .option('--json', 'print one JSON line when listening and one per session')
-    .action((o: DeviceOptions & { listen: string; pskFile: string; once?: boolean; json?: boolean }) =>
+    .action((o: DeviceOptions & { listen: string; pskFile: string; once?: boolean; json?: boolean; waitDown?: string }) =>
       run(!!o.json, async () => {
         const { host, port } = parseHostPort(o.listen, '--listen', true);
         const psk = readPskFile(o.pskFile);
+        const waitMs = o.waitDown === undefined ? 0 : parseSeconds(o.waitDown, '--wait-down');
         const dev = await localDevice(o);
-        const endpoint = await LocalEndpoint.open(dev.device, { write: true, metaDevice: dev.metaDevice, metaIndex: dev.metaIndex });
+        const say = (doc: Record<string, unknown>, text: string): void => {
+          if (o.json) process.stdout.write(`${JSON.stringify(doc)}\n`);
+          else println(text);
+        };
+        const waiting = new AbortController();
+        const giveUp = (): void => waiting.abort(new BisyncError(ErrorCode.REFUSED, `gave up waiting for '${dev.device}' to be released`));
+        process.once('SIGINT', giveUp);
+        process.once('SIGTERM', giveUp);
+        const endpoint = await openWhenReleased(dev.device, { write: true, metaDevice: dev.metaDevice, metaIndex: dev.metaIndex }, waitMs,
+          (why) => say({ event: 'waiting', device: dev.device, reason: why.message }, `waiting up to ${o.waitDown} s for ${dev.device} to be released: ${why.message}`), waiting.signal);
+        process.off('SIGINT', giveUp);
+        process.off('SIGTERM', giveUp);
         const started = Date.now();
         // With --resource this node can be the discarding side of an online merge: the hand-back runs after the session.
         let handback: string[][] | null = null;
@@ -352,10 +369,6 @@ export function registerResyncCommands(program: Command): void {
         } : undefined;
         const agent = new ResyncAgent({ endpoint, psk, listen: { host, port }, once: !!o.once, onHandback });
         const addr = await agent.listen();
-        const say = (doc: Record<string, unknown>, text: string): void => {
-          if (o.json) process.stdout.write(`${JSON.stringify(doc)}\n`);
-          else println(text);
-        };
         say({ event: 'listening', host: addr.host, port: addr.port, device: dev.device }, `serving ${dev.device} on ${addr.host}:${addr.port}`);
         agent.on('session', (info: unknown) => say({ event: 'session', info }, `session started: ${JSON.stringify(info)}`));
         agent.on('session-end', (info: unknown) => {
@@ -429,6 +442,15 @@ type MergeCliOptions = PeerOptions & {
 function parseSeconds(v: string, what: string): number {
   if (!/^\d+$/.test(v) || Number(v) < 1) throw new RangeError(`${what} must be a whole number of seconds (at least 1), got '${v}'`);
   return Number(v) * 1000;
+}
+
+/** f, called the first time only. */
+function once(f: () => void): () => void {
+  let done = false;
+  return () => {
+    if (!done) f();
+    done = true;
+  };
 }
 
 /** What holds a DRBD device here (device-mapper/LVM on top, from sysfs), for the online refusal messages. */
