@@ -47,9 +47,10 @@ export interface MergeOptions extends LvmResolutions {
   online?: boolean;
   /**
    * Called with the plan and every extent the merge would write on this node, before anything
-   * is written (also in a dry run); throwing refuses the merge. The online mode's safety gate.
+   * is written (also in a dry run), and online once more after the copy, before verification
+   * and hand-back; throwing refuses the merge. The online mode's safety gate.
    */
-  beforeLocalWrites?: (p: Plan, extents: Extent[]) => Promise<void> | void;
+  beforeLocalWrites?: (p: Plan, extents: Extent[], afterCopy: boolean) => Promise<void> | void;
   /** Online: this node's device-mapper open counts, to settle the live survivor's blocks in doubt per LV (see plan()). */
   openCounts?: () => Promise<Map<string, number>>;
 }
@@ -115,7 +116,7 @@ export class Merge extends EventEmitter {
     }
     const early = this.earlyOutcome(p, true);
     if (early) return early;
-    await this.opts.beforeLocalWrites?.(p, this.localWrites(p));
+    await this.opts.beforeLocalWrites?.(p, this.localWrites(p), false);
     const dry = this.earlyOutcome(p, false);
     if (dry) return dry;
 
@@ -180,6 +181,9 @@ export class Merge extends EventEmitter {
     }
     await Promise.all([this.local.flush(), this.peer.flush()]);
     j.save();
+    // Online, what the gate allowed before the copy must still hold after it: an LV that was opened
+    // on this node meanwhile (a VM started) refuses the hand-back.
+    if (online) await this.opts.beforeLocalWrites?.(p, this.localWrites(p), true);
 
     report.verification = await this.verify(p);
     if (!report.verification.ok) {
@@ -303,9 +307,10 @@ export class Merge extends EventEmitter {
       concurrency: this.opts.concurrency,
       signal,
       beforeWrite: save ? saveLoser : undefined,
-      // Offline, both devices are held exclusively: a batch read back right after it landed stays
-      // as checked. Online, this node's device is live, so verify() checks everything at the end.
-      verify: (this.opts.verify ?? 'changed') === 'changed' && !this.opts.online,
+      // Each batch is read back as it lands. Offline both devices are held exclusively, so it stays
+      // as checked; online the safety gate runs again after the copy (see run()) to make sure nothing
+      // on this node took up the blocks meanwhile, and `--verify full` reads them all again at the end.
+      verify: (this.opts.verify ?? 'changed') === 'changed',
       // Batches arrive in ascending order, so everything below this one's end is written.
       onBatch: (batch, n, verified) => {
         if (verified) this.verifiedInline.push(...batch);
@@ -339,10 +344,11 @@ export class Merge extends EventEmitter {
   private async verify(p: Plan): Promise<{ mode: VerifyMode; checkedBytes: number; ok: boolean }> {
     const mode = this.opts.verify ?? 'changed';
     if (mode === 'none') return { mode, checkedBytes: 0, ok: true };
-    // Online, this node's own blocks keep changing and only reach the peer later, through DRBD: check what was copied here.
+    // Online, this node's own blocks keep changing and only reach the peer later, through DRBD: check what was copied here
+    // (`full`: all of it again, also what was read back as it landed).
     const all: Extent[] = this.opts.online ? this.localWrites(p)
       : mode === 'full' ? [[0, p.dataSize]] : [...union(union(union(p.toPeer, p.toLocal), p.conflicts), union(p.forcedToPeer, p.forcedToLocal))];
-    const ranges = [...subtract(all, normalize(this.verifiedInline))];
+    const ranges = this.opts.online && mode === 'full' ? all : [...subtract(all, normalize(this.verifiedInline))];
     const total = totalBytes(all);
     let checked = total - totalBytes(ranges);
     this.emit('progress', { phase: 'verify', doneBytes: checked, totalBytes: total });

@@ -51,6 +51,8 @@ export interface OnlineGateOptions {
   users?: string[];
   /** device-mapper devices here and their open counts (default: dmsetup). */
   openCounts?: () => Promise<Map<string, number>>;
+  /** The check after the copy: the peer's blocks are already written, the hand-back not done yet. */
+  afterCopy?: boolean;
 }
 
 /**
@@ -109,6 +111,12 @@ async function checkLvmWrites(local: Endpoint, doc: LvmDoc, extents: Extent[], o
       const theirs = doc.lvs.find((d) => d.uuid === lv.uuid);
       if (!theirs || JSON.stringify(theirs.extents) !== JSON.stringify(lv.extents)) relaid.push(`${name}${theirs ? ' (moved or resized)' : ' (removed)'}`);
     }
+  }
+  if (busy.length && opts.afterCopy) {
+    throw new BisyncError(ErrorCode.REFUSED,
+      `online merge stopped before the hand-back: LV(s) of VG ${vg} the peer's changes were just copied into were opened on this node during the copy: ${busy.join('; ')}`, {
+        hint: 'stop what opened them here (the VM) and run the merge again: it resumes from its journal, checks again and then hands back',
+      });
   }
   if (busy.length) {
     throw new BisyncError(ErrorCode.REFUSED,

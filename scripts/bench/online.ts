@@ -2,7 +2,8 @@
 // long the other node O waits (its resource down -> back in the cluster, and
 // -> UpToDate/UpToDate) against a plain copy of the same bytes over the same
 // guest link, whether the survivor S ever waits, and the bytes over the link
-// against the bytes that must move. BENCH_ONLINE_MIB sets the size of O's
+// against the bytes that must move. Both ends are started before O goes down
+// (serve --wait-down, merge --wait-peer), as the README tells operators to. BENCH_ONLINE_MIB sets the size of O's
 // changes (default 1024); S changes 5 % of that. Needs what the lab needs
 // (root, qemu, drbd-utils); under TCG every guest instruction is emulated, so
 // the figures are the emulator's, not a real link's.
@@ -135,16 +136,31 @@ interface OnlineDoc {
   };
 }
 
-/** `drbd-bisync merge --online` on S against `serve` on O; the JSON document. */
-async function onlineMerge(s: Guest, o: Guest): Promise<OnlineDoc> {
+/**
+ * Starts `drbd-bisync merge --online --wait-peer` on S against `serve` on O and resolves once it is
+ * loaded and trying to connect (as an operator starts it before taking O down); `done` gives its
+ * JSON document.
+ */
+async function startOnlineMerge(s: Guest, o: Guest): Promise<{ done: () => Promise<OnlineDoc> }> {
   const args = ['merge', '--online', '--no-lvm', '--resource', RESOURCE, '--drbd-config', CONF, '--peer', `${o.ip}:${PORT.serve}`,
-    '--psk-file', '/run/lab/psk', '--journal', '/run/lab/journal-bench.json', '--yes', '--json'];
-  const r = await s.sh(`node ${CLI} ${args.join(' ')} 2>/run/lab/bench-merge.err`, LONG);
-  const err = fs.existsSync(s.hostPath('bench-merge.err')) ? fs.readFileSync(s.hostPath('bench-merge.err'), 'utf8') : '';
-  if (r.rc !== 0) throw new Error(`merge --online exited ${r.rc}: ${r.out.trim()} ${err.trim()}`);
-  const doc = JSON.parse(r.out) as OnlineDoc;
-  if (doc.outcome !== 'merged') throw new Error(`merge --online said ${doc.outcome}`);
-  return doc;
+    '--psk-file', '/run/lab/psk', '--journal', '/run/lab/journal-bench.json', '--wait-peer', '3600', '--yes', '--json'];
+  const [out, err] = [s.hostPath('bench-merge.json'), s.hostPath('bench-merge.err')];
+  for (const f of [out, err]) fs.rmSync(f, { force: true });
+  const id = s.start(`node ${CLI} ${args.join(' ')} >/run/lab/bench-merge.json 2>/run/lab/bench-merge.err`);
+  const read = (f: string): string => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '');
+  for (const t0 = Date.now(); !/waiting for the agent/.test(read(err)); await new Promise((r) => setTimeout(r, 200))) {
+    if (Date.now() - t0 > LONG) throw new Error(`merge --online on ${s.name} never waited for the agent: ${read(err)}`);
+    if (fs.existsSync(s.hostPath(`out/${id}.rc`))) throw new Error(`merge --online on ${s.name} ended before connecting: ${read(out)} ${read(err)}`);
+  }
+  return {
+    async done() {
+      const r = await s.wait(id, LONG);
+      if (r.rc !== 0) throw new Error(`merge --online exited ${r.rc}: ${read(out).trim()} ${read(err).trim()}`);
+      const doc = JSON.parse(read(out)) as OnlineDoc;
+      if (doc.outcome !== 'merged') throw new Error(`merge --online said ${doc.outcome}`);
+      return doc;
+    },
+  };
 }
 
 async function measure(lab: Lab, oBytes: number, sBytes: number): Promise<BenchRow[]> {
@@ -163,13 +179,17 @@ async function measure(lab: Lab, oBytes: number, sBytes: number): Promise<BenchR
   for (const g of lab.nodes) fs.writeFileSync(g.hostPath('psk'), randomBytes(32).toString('hex'), { mode: 0o600 });
   fs.copyFileSync(o.hostPath('psk'), s.hostPath('psk'));
   const nicBefore = (await nicBytes(s)) + (await nicBytes(o));
-  // O's wait runs on the host's clock from the moment O's `down` is handed to its agent to the merge's exit
-  // (both include the agent's polling and node's start and exit: against us, never for us).
+  // Both ends start first, as an operator would: O's agent (`serve --wait-down`) waits for O's device, S's
+  // merge (`--wait-peer`) for the agent. O's wait runs on the host's clock from the moment O's `down` is
+  // handed to its agent to the merge's exit (it includes the agent's polling: against us, never for us).
+  const serve = o.start(`exec node ${CLI} serve --resource ${RESOURCE} --drbd-config ${CONF} --listen ${o.ip}:${PORT.serve} --psk-file /run/lab/psk --wait-down 3600`);
+  await o.waitOutput(serve, /waiting up to/, LONG);
+  const merge = await startOnlineMerge(s, o);
   const t0 = Date.now();
-  const serve = o.start(`${drbdadm(`down ${RESOURCE}`)} || exit 1\nexec node ${CLI} serve --resource ${RESOURCE} --drbd-config ${CONF} --listen ${o.ip}:${PORT.serve} --psk-file /run/lab/psk`);
+  await o.ok(drbdadm(`down ${RESOURCE}`), LONG);
   await o.waitOutput(serve, /serving /, LONG);
-  const serving = Date.now() - t0; // O's down and serve's start (node loading over 9p)
-  const doc = await onlineMerge(s, o);
+  const serving = Date.now() - t0; // O's down, and serve opening the device and listening
+  const doc = await merge.done();
   const upToDateMs = Date.now() - t0;
   const h = doc.handback;
   const connectedMs = upToDateMs - (h.peerWaitMs - h.peerConnectedWaitMs);

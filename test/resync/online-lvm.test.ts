@@ -30,17 +30,22 @@ describe('online merge with LVM (live survivor; LVs open on it)', function () {
   });
 
   /** Runs the online merge with `open` as this node's device-mapper table (LV name → open count). */
-  async function online(pair: LvmPair, open: Record<string, number>, opts: MergeOptions = {}) {
+  /** `duringCopy` may change `open` once the gate let the copy start (something opening an LV meanwhile). */
+  async function online(pair: LvmPair, open: Record<string, number>, opts: MergeOptions = {}, duringCopy?: (open: Record<string, number>) => void) {
     const local = await LocalEndpoint.open(pair.local, { write: true, live: { drbdDevice: pair.local } });
     const peer = await LocalEndpoint.open(pair.peer, { write: true });
     const notes: string[] = [];
-    const table = new Map(Object.entries(open).map(([lv, n]) => [dmName(pair.vg, lv), n]));
+    const table = async (): Promise<Map<string, number>> => new Map(Object.entries(open).map(([lv, n]) => [dmName(pair.vg, lv), n]));
     try {
       const r = await new Merge(local, peer, {
         journal: path.join(dir, 'journal.json'),
         online: true,
-        openCounts: async () => table,
-        beforeLocalWrites: async (pl, extents) => void notes.push(...await checkOnlineWrites(local, peer, pl.lvm, extents, { noLvm: false, openCounts: async () => table })),
+        openCounts: table,
+        beforeLocalWrites: async (pl, extents, afterCopy) => {
+          const n = await checkOnlineWrites(local, peer, pl.lvm, extents, { noLvm: false, openCounts: table, afterCopy });
+          if (!afterCopy) notes.push(...n);
+          if (!afterCopy) duringCopy?.(open);
+        },
         ...opts,
       }).run();
       return { r, notes };
@@ -81,6 +86,19 @@ describe('online merge with LVM (live survivor; LVs open on it)', function () {
     assert.ok((await p.readLv('local', 'vmB')).equals(wantB));
     assert.ok((await p.readLv('local', 'vm-C')).equals(wantC));
     assert.ok((await p.readLv('local', 'vmA')).equals(mineA), 'this node\'s own LV as it was');
+  });
+
+  it('an LV opened here while the peer\'s changes were copied into it stops the merge before the hand-back; closed again, a rerun finishes', async () => {
+    p = await LvmPair.open(SIZE);
+    await disjoint(p);
+    await p.split();
+    const wantB = await p.readLv('peer', 'vmB');
+    await assert.rejects(online(p, { vmA: 2, vmB: 0 }, {}, (open) => (open.vmB = 1)), (e: Error & { code?: string; hint?: string }) =>
+      e.code === 'ERR_REFUSED' && /stopped before the hand-back: .*opened on this node during the copy: vmB: 8192 bytes, open 1 time\(s\)/.test(e.message) && /resumes from its journal/.test(e.hint ?? ''));
+    assert.ok(fs.existsSync(path.join(dir, 'journal.json')), 'the journal stays for the rerun');
+    const { r } = await online(p, { vmA: 2, vmB: 0 });
+    assert.equal(r.outcome, 'merged', r.message);
+    assert.ok((await p.readLv('local', 'vmB')).equals(wantB));
   });
 
   it('an open LV the peer changed: --lv NAME=local keeps this node\'s, archives the peer\'s, and copies the rest', async () => {

@@ -266,6 +266,7 @@ export function registerResyncCommands(program: Command): void {
         const pair = await openPair(o, !o.dryRun, dev);
         const bar = progressReporter(!o.json);
         let peerClosed = false;
+        let gateNoted = false;
         try {
           const m = new Merge(pair.local, pair.peer, {
             // By the real path: a merge resumed under another name for the device must find its journal.
@@ -278,9 +279,10 @@ export function registerResyncCommands(program: Command): void {
             online: o.online,
             openCounts: o.online ? dmOpenCounts : undefined,
             beforeLocalWrites: o.online
-              ? async (p, extents) => {
-                const notes = await checkOnlineWrites(pair.local, pair.peer, p.lvm, extents, { noLvm: o.lvm === false, users: deviceUsers(pair.volume!.device) });
-                for (const n of notes) process.stderr.write(`drbd-bisync: ${n}\n`);
+              ? async (p, extents, afterCopy) => {
+                const notes = await checkOnlineWrites(pair.local, pair.peer, p.lvm, extents, { noLvm: o.lvm === false, users: deviceUsers(pair.volume!.device), afterCopy });
+                if (!gateNoted) for (const n of notes) process.stderr.write(`drbd-bisync: ${n}\n`);
+                gateNoted = true; // the gate runs again after the copy: its notes once
               }
               : undefined,
             ...lvm,
