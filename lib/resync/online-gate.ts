@@ -113,7 +113,8 @@ async function checkLvmWrites(local: Endpoint, doc: LvmDoc, extents: Extent[], o
     }
   }
   if (busy.length && opts.afterCopy) {
-    throw new BisyncError(ErrorCode.REFUSED,
+    // Not a refusal (exit 1 says nothing changed): the copy is done, only the hand-back is held back.
+    throw new BisyncError(ErrorCode.VERIFY,
       `online merge stopped before the hand-back: LV(s) of VG ${vg} the peer's changes were just copied into were opened on this node during the copy: ${busy.join('; ')}`, {
         hint: 'stop what opened them here (the VM) and run the merge again: it resumes from its journal, checks again and then hands back',
       });

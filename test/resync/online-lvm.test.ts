@@ -94,7 +94,7 @@ describe('online merge with LVM (live survivor; LVs open on it)', function () {
     await p.split();
     const wantB = await p.readLv('peer', 'vmB');
     await assert.rejects(online(p, { vmA: 2, vmB: 0 }, {}, (open) => (open.vmB = 1)), (e: Error & { code?: string; hint?: string }) =>
-      e.code === 'ERR_REFUSED' && /stopped before the hand-back: .*opened on this node during the copy: vmB: 8192 bytes, open 1 time\(s\)/.test(e.message) && /resumes from its journal/.test(e.hint ?? ''));
+      e.code === 'ERR_VERIFY' && /stopped before the hand-back: .*opened on this node during the copy: vmB: 8192 bytes, open 1 time\(s\)/.test(e.message) && /resumes from its journal/.test(e.hint ?? ''));
     assert.ok(fs.existsSync(path.join(dir, 'journal.json')), 'the journal stays for the rerun');
     const { r } = await online(p, { vmA: 2, vmB: 0 });
     assert.equal(r.outcome, 'merged', r.message);
