@@ -123,7 +123,7 @@ function probeWrites(s: Guest, offset: number): { samples: () => number[]; stop:
 interface OnlineDoc {
   outcome: string;
   movedToLocalBytes: number;
-  wire: { wireBytesSent: number; wireBytesReceived: number };
+  wire: { wireBytesSent: number; wireBytesReceived: number; dataStreams?: { count: number; cpu: Record<string, number> } };
   phaseMs: Record<string, number>;
   handback: {
     peerWaitMs: number;
@@ -163,9 +163,21 @@ async function startOnlineMerge(s: Guest, o: Guest): Promise<{ done: () => Promi
   };
 }
 
+/**
+ * What one guest's emulated CPU charges for AES-256-GCM (OpenSSL, 1 MiB records: the cipher our
+ * records use): the least time sealing (on O) or opening (on S) `bytes` takes in the lab.
+ */
+async function guestAesMBps(g: Guest): Promise<number> {
+  const out = await g.ok('openssl speed -elapsed -seconds 5 -bytes 1048576 -evp aes-256-gcm 2>/dev/null | tail -1', LONG);
+  const m = /aes-256-gcm\s+([\d.]+)k/i.exec(out);
+  if (!m) throw new Error(`on ${g.name}: no AES-256-GCM figure in openssl speed's output: ${out}`);
+  return (Number(m[1]) * 1000) / 1e6;
+}
+
 async function measure(lab: Lab, oBytes: number, sBytes: number): Promise<BenchRow[]> {
   const [s, o] = [lab.a, lab.b]; // nodea survives (Primary throughout), nodeb is the other node
   await configure(lab, '4000M'); // the resync rate must not be the limit (c-plan-ahead 0: a fixed rate)
+  const aes = await guestAesMBps(lab.b);
   await resetToSynced(lab, (from, to) => fs.copyFileSync(from, to));
   const copy = await plainCopy(o, s, oBytes);
 
@@ -211,7 +223,12 @@ async function measure(lab: Lab, oBytes: number, sBytes: number): Promise<BenchR
   const resync = h.drbdResync ? `DRBD's resync transferred ${(h.drbdResync.transferredBytes / MiB).toFixed(1)} MiB, eliminated ${(h.drbdResync.eliminatedBytes / MiB).toFixed(1)} MiB by checksum` : 'no DRBD checksum summary';
   const linkRatio = (mergeWire + drbdBytes) / must;
   const nicRatio = nic / must;
+  const cpu = doc.wire.dataStreams?.cpu;
+  const sCpu = cpu ? Object.entries(cpu).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ') : 'n/a';
+  const aesMs = (oBytes / (aes * 1e6)) * 1000;
   return [
+    { area: 'online', measure: `AES-256-GCM on one guest's emulated CPU (openssl speed, 1 MiB records): sealing ${oBytes / MiB} MiB on O, opening it on S`, ours: `${aes.toFixed(1)} MB/s: ${secs(aesMs)} each side, ${ratio(aesMs, copy.ms)} copy`, limit, target: '-', met: null },
+    { area: 'online', measure: 'S\'s data-stream threads during the copy (thread CPU by part; verify: reading each batch back)', ours: sCpu, limit: '-', target: '-', met: null },
     { area: 'online', measure: `O's wait, down -> back in the cluster (S sees it connected), ${size} (qemu TCG)`, ours: `${secs(connectedMs)} (${ratio(connectedMs, copy.ms)} copy)`, limit, target: '<= 1.2 x copy', met: connectedMs <= 1.2 * copy.ms },
     { area: 'online', measure: `O's wait, down -> UpToDate/UpToDate oos:0, ${size} (qemu TCG)`, ours: `${secs(upToDateMs)} (${ratio(upToDateMs, copy.ms)} copy; ${resync})`, limit, target: '<= 1.2 x copy', met: upToDateMs <= 1.2 * copy.ms },
     { area: 'online', measure: 'where O\'s wait went: O down and serving; merge phases; DRBD from the hand-back request; the rest (node start-up, TLS, plan, exit)',
