@@ -63,11 +63,13 @@ describe('e2e: online merge on two DRBD 8.4 nodes (the survivor stays Primary)',
     const rolesBefore = await roleChanges(l);
     const writer = writeThroughout(l);
     await writeAll(writes);
-    await l.b.ok(drbdadm(`down ${RESOURCE}`));
     for (const g of l.nodes) fs.writeFileSync(g.hostPath('psk'), PSK, { mode: 0o600 });
+    // The agent starts first, as the README says to: it waits while DRBD holds nodeb's disk, and serves once it is down.
+    const serve = l.b.start(`exec node ${CLI} serve --resource ${RESOURCE} --drbd-config ${CONF} --listen ${l.b.ip}:7790 --psk-file /run/lab/psk --wait-down 600`);
+    await l.b.waitOutput(serve, /waiting up to 600 s for \S+ to be released: .*attached to DRBD/, 300_000);
+    await l.b.ok(drbdadm(`down ${RESOURCE}`));
 
     // Offline refusal first: without --no-lvm nothing is written and nodeb stays down, serving.
-    const serve = l.b.start(`exec node ${CLI} serve --resource ${RESOURCE} --drbd-config ${CONF} --listen ${l.b.ip}:7790 --psk-file /run/lab/psk`);
     await l.b.waitOutput(serve, /serving /);
     const diskB = fileSha256(l.b.disk);
     const base = ['merge', '--online', '--resource', RESOURCE, '--drbd-config', CONF, '--peer', `${l.b.ip}:7790`, '--psk-file', '/run/lab/psk',
