@@ -81,7 +81,7 @@ describe('e2e: online merge on two DRBD 8.4 nodes (the survivor stays Primary)',
     assert.equal(fileSha256(l.b.disk), diskB, 'nodeb unchanged by the refusal');
 
     assert.ok(writer.count() > 0, 'nodea\'s writer is running');
-    const m = await guestCli(l.a, [...base, '--no-lvm']);
+    const m = await guestCli(l.a, [...base, '--no-lvm', '--wait-peer', '60']); // the agent listens already: no wait, the survivor checked again
     assert.equal(m.status, 0, describeCli(m));
     const served = await l.b.wait(serve, 300_000);
     assert.equal(served.rc, 0, `serve: ${served.out}`);

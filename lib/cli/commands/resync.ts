@@ -264,6 +264,13 @@ export function registerResyncCommands(program: Command): void {
         }
         if (!o.dryRun) await confirmWrite(o.yes, `merged blocks ${o.online ? 'into the live DRBD device' : 'and DRBD meta-data'} of ${o.device ?? `resource ${o.resource}`} and ${o.peer ?? o.peerDevice}`);
         const pair = await openPair(o, !o.dryRun, dev);
+        if (o.online && o.waitPeer !== undefined) {
+          // The wait for the agent may have been long: the survivor must still be what it was checked to be.
+          await resourceState(dev!.resource!.name).then((st) => checkSurvivor(roles.note(st))).catch(async (e: unknown) => {
+            await Promise.all([pair.local.close(), pair.peer.close()]);
+            throw e;
+          });
+        }
         const bar = progressReporter(!o.json);
         let peerClosed = false;
         let gateNoted = false;
