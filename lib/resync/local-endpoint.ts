@@ -211,14 +211,22 @@ export async function openWhenReleased(devicePath: string, opts: LocalEndpointOp
   let told = false;
   for (;;) {
     signal?.throwIfAborted();
+    let ep: LocalEndpoint;
     try {
-      return await LocalEndpoint.open(devicePath, opts);
+      ep = await LocalEndpoint.open(devicePath, opts);
     } catch (e) {
       if (!(e instanceof BisyncError && isSystemError(e.cause) && e.cause.code === 'EBUSY') || Date.now() >= until) throw e;
       if (!told) onWait?.(e);
       told = true;
       await new Promise((resolve) => setTimeout(resolve, 100));
+      continue;
     }
+    // Told to stop while the last open ran: that one must not be served.
+    if (signal?.aborted) {
+      await ep.close();
+      signal.throwIfAborted();
+    }
+    return ep;
   }
 }
 

@@ -154,7 +154,7 @@ export class Merge extends EventEmitter {
     // One lane's failure breaks the streams the other shares, and which lane notices first
     // is a race: report the cause (a failed verification, a refused batch), not the broken pipe it left.
     const failed = lanes.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
-    if (failed.length) throw failed.find((e) => !isLinkLoss(e)) ?? failed[0];
+    if (failed.length) throw this.onlineHint(failed.find((e) => !isLinkLoss(e)) ?? failed[0]);
     [report.movedToPeerBytes, report.movedToLocalBytes] = lanes.map((r) => (r as PromiseFulfilledResult<number>).value);
     if (p.conflicts.length || p.forcedToPeer.length || p.forcedToLocal.length) {
       this.identity = mergeIdentity(j.state, p);
@@ -181,9 +181,13 @@ export class Merge extends EventEmitter {
     }
     await Promise.all([this.local.flush(), this.peer.flush()]);
     j.save();
-    // Online, what the gate allowed before the copy must still hold after it: an LV that was opened
-    // on this node meanwhile (a VM started) refuses the hand-back.
-    if (online) await this.opts.beforeLocalWrites?.(p, this.localWrites(p), true);
+    // Online, what the gate allowed before the copy must still hold after it: an LV opened on this
+    // node meanwhile (a VM started) holds the hand-back back. Whatever it says now is no refusal:
+    // the blocks are written (exit 1 would say nothing changed).
+    if (online) await Promise.resolve(this.opts.beforeLocalWrites?.(p, this.localWrites(p), true)).catch((e: unknown) => {
+      throw e instanceof BisyncError && e.code === ErrorCode.VERIFY ? e
+        : new BisyncError(ErrorCode.VERIFY, `online merge stopped before the hand-back: ${(e as Error).message}`, { hint: (e as BisyncError).hint ?? 'run the merge again; it resumes from its journal', cause: e });
+    });
 
     report.verification = await this.verify(p);
     if (!report.verification.ok) {
@@ -191,7 +195,7 @@ export class Merge extends EventEmitter {
       j.state.doneBelow = { ...NO_PROGRESS };
       j.save();
       throw new BisyncError(ErrorCode.VERIFY, 'verification failed: the two sides still differ after the transfer; meta-data left untouched', {
-        hint: online ? 'something on this node wrote blocks the peer changed (an LV or file system in use?); stop it and run the merge again' : 'run the merge again; it resumes from its journal',
+        hint: online ? ONLINE_VERIFY_HINT : 'run the merge again; it resumes from its journal',
       });
     }
     if (online) {
@@ -208,6 +212,15 @@ export class Merge extends EventEmitter {
       (forced ? `, ${forced} bytes both nodes wrote taken from the winner an LVM resolution chose` : '') +
       (p.conflicts.length ? `, ${report.conflictResolution.bytes} conflicting bytes resolved (${policy})` : '');
     return report;
+  }
+
+  /**
+   * Online, a batch that read back other bytes than were written means something on this node
+   * writes the peer's blocks: running again as is would overwrite it again.
+   */
+  private onlineHint(e: unknown): unknown {
+    if (!this.opts.online || !(e instanceof BisyncError) || e.code !== ErrorCode.VERIFY) return e;
+    return new BisyncError(ErrorCode.VERIFY, e.message, { hint: ONLINE_VERIFY_HINT, cause: e });
   }
 
   /** What the merge writes on this node: the peer's changes, and conflicts the peer wins. */
@@ -589,3 +602,6 @@ function isLinkLoss(e: unknown): boolean {
   const x = e as { code?: string; name?: string };
   return x?.name === 'AbortError' || ['ECONNRESET', 'EPIPE', 'ABORT_ERR'].includes(x?.code ?? '');
 }
+
+/** An online copy whose blocks read back different: the survivor itself writes them. */
+const ONLINE_VERIFY_HINT = 'something on this node wrote blocks the peer changed (an LV or file system in use?); stop it and run the merge again';

@@ -61,7 +61,7 @@ export interface OnlineGateOptions {
  * view (null in plain block mode). Returns what the operator must know (e.g. how LVM re-reads).
  */
 export async function checkOnlineWrites(local: Endpoint, peer: Endpoint, lvm: LvmDoc | null, extents: Extent[], opts: OnlineGateOptions): Promise<string[]> {
-  if (lvm) return checkLvmWrites(local, lvm, extents, opts);
+  if (lvm) return opts.afterCopy ? stillUnused(local, lvm, extents, opts) : checkLvmWrites(local, lvm, extents, opts);
   const [li, pi] = await Promise.all([local.info(), peer.info()]);
   for (const [side, ep, info] of [['this node', local, li], ['the peer', peer, pi]] as const) {
     const sector = lvmLabelSector(await ep.read([[0, 4096]]));
@@ -83,6 +83,34 @@ export async function checkOnlineWrites(local: Endpoint, peer: Endpoint, lvm: Lv
   throw new BisyncError(ErrorCode.REFUSED,
     `online merge refused: '${li.path}' has no LVM, so nothing tells whether the ${totalBytes(extents)} bytes the peer changed are unused on this node${users}`, {
       hint: 'if nothing on this node uses those blocks (see "Online merge" in the README), run again with --no-lvm; else use the offline merge',
+    });
+}
+
+/**
+ * After the copy: no LV that received the peer's blocks is open here now. The LVs are this
+ * node's as the plan read them plus the peer's (whose metadata may just have been copied
+ * here, with LVs this node did not have), each with the layout now on the disk. An LV that
+ * was opened and closed again during the copy is not seen.
+ */
+async function stillUnused(local: Endpoint, doc: LvmDoc, extents: Extent[], opts: OnlineGateOptions): Promise<string[]> {
+  const view = await local.lvm();
+  const lvs = new Map<string, { name: string; extents: Extent[] }>();
+  const label = (name: string, alias: string | null | undefined): string => (alias ? `${name} (${alias})` : name);
+  for (const lv of view?.vg.lvs ?? []) lvs.set(lv.uuid, { name: lv.name, extents: lv.extents });
+  for (const d of doc.lvs) if (doc.metadata.changedOn === 'peer' || !lvs.has(d.uuid)) lvs.set(d.uuid, { name: d.name, extents: d.extents });
+  const open = await (opts.openCounts ?? dmOpenCounts)();
+  const busy: string[] = [];
+  for (const [uuid, lv] of lvs) {
+    const count = open.get(dmName(doc.vg.name, lv.name)) ?? 0;
+    const hit = totalBytes(intersect(extents, lv.extents));
+    const alias = doc.lvs.find((d) => d.uuid === uuid)?.ovirt?.alias;
+    if (hit && count > 0) busy.push(`${label(lv.name, alias)}: ${hit} bytes, open ${count} time(s)`);
+  }
+  if (!busy.length) return [];
+  // Not a refusal (exit 1 says nothing changed): the copy is done, only the hand-back is held back.
+  throw new BisyncError(ErrorCode.VERIFY,
+    `online merge stopped before the hand-back: LV(s) of VG ${doc.vg.name} that the peer's changes were copied into are open on this node now: ${busy.join('; ')}`, {
+      hint: 'stop what opened them here (the VM) and run the merge again: it resumes from its journal; if that VM wrote into them, the LV is then changed on both nodes and needs --lv NAME=local|peer --archive DIR',
     });
 }
 
@@ -111,13 +139,6 @@ async function checkLvmWrites(local: Endpoint, doc: LvmDoc, extents: Extent[], o
       const theirs = doc.lvs.find((d) => d.uuid === lv.uuid);
       if (!theirs || JSON.stringify(theirs.extents) !== JSON.stringify(lv.extents)) relaid.push(`${name}${theirs ? ' (moved or resized)' : ' (removed)'}`);
     }
-  }
-  if (busy.length && opts.afterCopy) {
-    // Not a refusal (exit 1 says nothing changed): the copy is done, only the hand-back is held back.
-    throw new BisyncError(ErrorCode.VERIFY,
-      `online merge stopped before the hand-back: LV(s) of VG ${vg} the peer's changes were just copied into were opened on this node during the copy: ${busy.join('; ')}`, {
-        hint: 'stop what opened them here (the VM) and run the merge again: it resumes from its journal, checks again and then hands back',
-      });
   }
   if (busy.length) {
     throw new BisyncError(ErrorCode.REFUSED,

@@ -26,13 +26,16 @@ interface Run {
 }
 
 /** `drbd-bisync merge` inside a namespace; kill it after killAfterMs when given. */
-function merge(ns: string, args: string[], killAfterMs?: number): Promise<Run> {
+function merge(ns: string, args: string[], killAfterMs?: number, onStderr?: (d: string) => void): Promise<Run> {
   return new Promise((resolve) => {
     const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, 'merge', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     proc.stdout!.on('data', (d) => (stdout += d));
-    proc.stderr!.on('data', (d) => (stderr += d));
+    proc.stderr!.on('data', (d) => {
+      stderr += d;
+      onStderr?.(String(d));
+    });
     const timer = killAfterMs === undefined ? undefined : setTimeout(() => proc.kill('SIGKILL'), killAfterMs);
     proc.on('exit', (status, signal) => {
       clearTimeout(timer);
@@ -185,7 +188,8 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
     const holder = await BlockDevice.open(p!.peer, { write: true }); // DRBD, until `drbdadm down`
     let released = false;
     try {
-      const running = merge(net!.a.ns, mergeArgs(port, psk, ['--wait-peer', '60']));
+      let mergeErr = '';
+      const running = merge(net!.a.ns, mergeArgs(port, psk, ['--wait-peer', '60']), undefined, (d) => (mergeErr += d));
       const serve = spawn('ip', ['netns', 'exec', net!.b.ns, process.execPath, CLI, 'serve', '--device', p!.peer, '--listen', `${net!.b.address}:${port}`, '--psk-file', psk, '--once', '--json', '--wait-down', '60'], { stdio: ['ignore', 'pipe', 'pipe'] });
       procs.push(serve);
       const events: Array<{ event: string; reason?: string }> = [];
@@ -201,18 +205,18 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
         });
         serve.once('exit', (code) => reject(new Error(`serve exited ${code} before listening`)));
       });
-      for (const t0 = Date.now(); !events.some((e) => e.event === 'waiting'); await new Promise((r) => setTimeout(r, 50))) {
-        if (Date.now() - t0 > 30_000) throw new Error(`serve never said it waits: ${JSON.stringify(events)}`);
+      listening.catch(() => undefined); // awaited below; an early exit fails the polling first
+      // Both wait: serve while the device is held, the merge while nothing listens.
+      for (const t0 = Date.now(); !events.some((e) => e.event === 'waiting') || !/waiting for the agent/.test(mergeErr); await new Promise((r) => setTimeout(r, 50))) {
+        if (Date.now() - t0 > 30_000 || serve.exitCode !== null) throw new Error(`serve and merge did not both wait: ${JSON.stringify(events)} ${mergeErr}`);
       }
       assert.match(events[0].reason ?? '', /in use/);
-      await new Promise((r) => setTimeout(r, 500)); // both wait: the merge is refused, the device is held
       assert.equal(events.length, 1, 'serve listens only once the device is released');
       await holder.close();
       released = true;
       await listening;
       const r = await running;
       assert.equal(r.status, 0, r.stderr);
-      assert.match(r.stderr, /waiting for the agent at .* to listen/);
       assert.equal(JSON.parse(r.stdout).outcome, 'merged');
       assertMerged(overlay(p!.before.local, p!.before.peer, [...subtract(b, a)]));
     } finally {
@@ -230,6 +234,31 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
       assert.ok(Date.now() - t >= 1000, 'waited its second');
       assert.match(r.stdout, /waiting up to 1 s for .* to be released/);
       assert.match(r.stderr, /in use/);
+    } finally {
+      await holder.close();
+    }
+  });
+
+  it('serve --wait-down ends its wait on SIGTERM (exit 1, nothing served)', async () => {
+    await splitBrain(false);
+    const holder = await BlockDevice.open(p!.peer, { write: true });
+    try {
+      const serve = spawn(process.execPath, [CLI, 'serve', '--device', p!.peer, '--listen', '127.0.0.1:0', '--psk-file', pskFile(), '--wait-down', '60', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      procs.push(serve);
+      let out = '';
+      let err = '';
+      serve.stdout!.on('data', (d) => (out += d));
+      serve.stderr!.on('data', (d) => (err += d));
+      const exited = new Promise<number | null>((r) => serve.once('exit', (code) => r(code)));
+      for (const t0 = Date.now(); !/"event":"waiting"/.test(out); await new Promise((r) => setTimeout(r, 50))) {
+        if (Date.now() - t0 > 30_000 || serve.exitCode !== null) throw new Error(`serve did not wait: ${out} ${err}`);
+      }
+      const t = Date.now();
+      serve.kill('SIGTERM');
+      assert.equal(await exited, 1, err);
+      assert.ok(Date.now() - t < 5000, 'stopped at once');
+      assert.match(out + err, /gave up waiting for .* to be released/);
+      assert.doesNotMatch(out, /listening/);
     } finally {
       await holder.close();
     }

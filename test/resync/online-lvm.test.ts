@@ -94,11 +94,44 @@ describe('online merge with LVM (live survivor; LVs open on it)', function () {
     await p.split();
     const wantB = await p.readLv('peer', 'vmB');
     await assert.rejects(online(p, { vmA: 2, vmB: 0 }, {}, (open) => (open.vmB = 1)), (e: Error & { code?: string; hint?: string }) =>
-      e.code === 'ERR_VERIFY' && /stopped before the hand-back: .*opened on this node during the copy: vmB: 8192 bytes, open 1 time\(s\)/.test(e.message) && /resumes from its journal/.test(e.hint ?? ''));
+      e.code === 'ERR_VERIFY' && /stopped before the hand-back: .*copied into are open on this node now: vmB: 8192 bytes, open 1 time\(s\)/.test(e.message) && /resumes from its journal.*--lv NAME=local\|peer/.test(e.hint ?? ''));
     assert.ok(fs.existsSync(path.join(dir, 'journal.json')), 'the journal stays for the rerun');
     const { r } = await online(p, { vmA: 2, vmB: 0 });
     assert.equal(r.outcome, 'merged', r.message);
     assert.ok((await p.readLv('local', 'vmB')).equals(wantB));
+  });
+
+  it('after the copy: an LV the peer created and this node opened meanwhile, or a gate that fails, holds the hand-back back as ERR_VERIFY', async () => {
+    p = await LvmPair.open(SIZE);
+    await disjoint(p);
+    p.lvm('peer', 'lvcreate', '-an', '-Zn', '-y', '-n', 'vmNew', '-L', '8m', p.vg);
+    await p.writeLv('peer', 'vmNew', 0, Buffer.alloc(8192, 0xe1));
+    await p.split();
+    // vmNew exists here only once the peer's metadata was copied: activated and opened during the copy.
+    await assert.rejects(online(p, { vmA: 1 }, {}, (open) => (open.vmNew = 1)), (e: Error & { code?: string }) =>
+      e.code === 'ERR_VERIFY' && /open on this node now: vmNew: \d+ bytes, open 1 time\(s\)/.test(e.message));
+
+    p.close();
+    p = await LvmPair.open(SIZE);
+    await disjoint(p);
+    await p.split();
+    let calls = 0;
+    const failing = async (): Promise<Map<string, number>> => {
+      if (++calls > 1) throw Object.assign(new Error('dmsetup: command failed'), { code: 'ENOENT' });
+      return new Map();
+    };
+    const local = await LocalEndpoint.open(p.local, { write: true, live: { drbdDevice: p.local } });
+    const peer = await LocalEndpoint.open(p.peer, { write: true });
+    try {
+      await assert.rejects(new Merge(local, peer, {
+        journal: path.join(dir, 'journal-2.json'), // the first half's stopped merge left its journal
+        online: true,
+        openCounts: async () => new Map(),
+        beforeLocalWrites: async (pl, extents, afterCopy) => void await checkOnlineWrites(local, peer, pl.lvm, extents, { noLvm: false, openCounts: failing, afterCopy }),
+      }).run(), (e: Error & { code?: string }) => e.code === 'ERR_VERIFY' && /^online merge stopped before the hand-back: dmsetup: command failed/.test(e.message));
+    } finally {
+      await Promise.all([local.close(), peer.close()]);
+    }
   });
 
   it('an open LV the peer changed: --lv NAME=local keeps this node\'s, archives the peer\'s, and copies the rest', async () => {

@@ -361,14 +361,17 @@ export function registerResyncCommands(program: Command): void {
           if (o.json) process.stdout.write(`${JSON.stringify(doc)}\n`);
           else println(text);
         };
+        // While it waits, SIGINT/SIGTERM end the wait (exit 1, nothing served).
         const waiting = new AbortController();
         const giveUp = (): void => waiting.abort(new BisyncError(ErrorCode.REFUSED, `gave up waiting for '${dev.device}' to be released`));
-        process.once('SIGINT', giveUp);
-        process.once('SIGTERM', giveUp);
-        const endpoint = await openWhenReleased(dev.device, { write: true, metaDevice: dev.metaDevice, metaIndex: dev.metaIndex }, waitMs,
-          (why) => say({ event: 'waiting', device: dev.device, reason: why.message }, `waiting up to ${o.waitDown} s for ${dev.device} to be released: ${why.message}`), waiting.signal);
-        process.off('SIGINT', giveUp);
-        process.off('SIGTERM', giveUp);
+        if (waitMs) for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, giveUp);
+        let endpoint: LocalEndpoint;
+        try {
+          endpoint = await openWhenReleased(dev.device, { write: true, metaDevice: dev.metaDevice, metaIndex: dev.metaIndex }, waitMs,
+            (why) => say({ event: 'waiting', device: dev.device, reason: why.message }, `waiting up to ${o.waitDown} s for ${dev.device} to be released: ${why.message}`), waiting.signal);
+        } finally {
+          for (const sig of ['SIGINT', 'SIGTERM'] as const) process.off(sig, giveUp);
+        }
         const started = Date.now();
         // With --resource this node can be the discarding side of an online merge: the hand-back runs after the session.
         let handback: string[][] | null = null;
