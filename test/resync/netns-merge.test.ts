@@ -93,6 +93,17 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
     return ['--device', p!.local, '--peer', `${net!.b.address}:${port}`, '--psk-file', psk, '--yes', '--json', '--journal', path.join(p!.dir, 'journal.json'), ...extra];
   }
 
+  /** A split brain whose peer device something else holds exclusively (as DRBD does until `down`) while body runs. */
+  async function whileHeld(body: () => Promise<void>): Promise<void> {
+    await splitBrain(false);
+    const holder = await BlockDevice.open(p!.peer, { write: true });
+    try {
+      await body();
+    } finally {
+      await holder.close();
+    }
+  }
+
   async function startAgent(psk: string): Promise<ServeProcess> {
     const agent = await startServe(CLI, { device: p!.peer, listen: `${net!.b.address}:0`, pskFile: psk, netns: net!.b.ns });
     procs.push(agent.proc);
@@ -225,24 +236,18 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
   });
 
   it('serve --wait-down gives up after its time with the in-use error (exit 1)', async () => {
-    await splitBrain(false);
-    const holder = await BlockDevice.open(p!.peer, { write: true });
-    try {
+    await whileHeld(async () => {
       const t = Date.now();
       const r = spawnSync('ip', ['netns', 'exec', net!.b.ns, process.execPath, CLI, 'serve', '--device', p!.peer, '--listen', `${net!.b.address}:0`, '--psk-file', pskFile(), '--wait-down', '1'], { encoding: 'utf8' });
       assert.equal(r.status, 1, r.stderr);
       assert.ok(Date.now() - t >= 1000, 'waited its second');
       assert.match(r.stdout, /waiting up to 1 s for .* to be released/);
       assert.match(r.stderr, /in use/);
-    } finally {
-      await holder.close();
-    }
+    });
   });
 
   it('serve --wait-down ends its wait on SIGTERM (exit 1, nothing served)', async () => {
-    await splitBrain(false);
-    const holder = await BlockDevice.open(p!.peer, { write: true });
-    try {
+    await whileHeld(async () => {
       const serve = spawn(process.execPath, [CLI, 'serve', '--device', p!.peer, '--listen', '127.0.0.1:0', '--psk-file', pskFile(), '--wait-down', '60', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
       procs.push(serve);
       let out = '';
@@ -259,21 +264,15 @@ describe('merge across two network namespaces (serve + merge over TLS-PSK)', fun
       assert.ok(Date.now() - t < 5000, 'stopped at once');
       assert.match(out + err, /gave up waiting for .* to be released/);
       assert.doesNotMatch(out, /listening/);
-    } finally {
-      await holder.close();
-    }
+    });
   });
 
   it('refuses a device that something else holds, saying what to do (exit 1)', async () => {
-    await splitBrain(false);
-    const holder = await BlockDevice.open(p!.peer, { write: true });
-    try {
+    await whileHeld(async () => {
       const r = spawnSync('ip', ['netns', 'exec', net!.b.ns, process.execPath, CLI, 'serve', '--device', p!.peer, '--listen', `${net!.b.address}:0`, '--psk-file', pskFile()], { encoding: 'utf8' });
       assert.equal(r.status, 1);
       assert.match(r.stderr, /in use/);
       assert.match(r.stderr, /drbdadm down/);
-    } finally {
-      await holder.close();
-    }
+    });
   });
 });
