@@ -34,7 +34,7 @@ export { plan, planDocument, compareOverlap } from './plan/plan';
 export type { Plan, PlanOptions, SideSummary } from './plan/plan';
 export { planLvm, selectLvs } from './plan/lvm';
 export type { LvDoc, LvmDoc, LvmPlan, LvmResolutions, LvVerdict, LvResolution } from './plan/lvm';
-export { LocalEndpoint, openExclusive } from './resync/local-endpoint';
+export { LocalEndpoint, openExclusive, openWhenReleased } from './resync/local-endpoint';
 export type { LocalEndpointOptions } from './resync/local-endpoint';
 export { Merge, merge } from './resync/merge';
 export type { ConflictPolicy, MergeOptions, MergeOutcome, MergeProgress, MergeReport, VerifyMode } from './resync/merge';
