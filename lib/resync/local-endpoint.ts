@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { BlockDevice } from '../device/block-device';
 import { BisyncError, ErrorCode, isSystemError } from '../device/errors';
 import type { Extent } from '../device/extent';
+import { retryWhile } from '../device/retry';
 import { DrbdMetadata } from '../drbd';
 import { native } from '../native/binding';
 import type { MetadataReport, MetadataUpdate } from '../drbd/types';
@@ -207,27 +208,18 @@ export class LocalEndpoint implements Endpoint {
  * hears why, once. Only "in use" waits; any other error fails at once.
  */
 export async function openWhenReleased(devicePath: string, opts: LocalEndpointOptions, waitMs: number, onWait?: (why: BisyncError) => void, signal?: AbortSignal): Promise<LocalEndpoint> {
-  const until = Date.now() + waitMs;
-  let told = false;
-  for (;;) {
-    signal?.throwIfAborted();
-    let ep: LocalEndpoint;
-    try {
-      ep = await LocalEndpoint.open(devicePath, opts);
-    } catch (e) {
-      if (!(e instanceof BisyncError && isSystemError(e.cause) && e.cause.code === 'EBUSY') || Date.now() >= until) throw e;
-      if (!told) onWait?.(e);
-      told = true;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      continue;
-    }
-    // Told to stop while the last open ran: that one must not be served.
-    if (signal?.aborted) {
-      await ep.close();
-      signal.throwIfAborted();
-    }
-    return ep;
+  const ep = await retryWhile(() => LocalEndpoint.open(devicePath, opts), {
+    retryable: (e) => e instanceof BisyncError && isSystemError(e.cause) && e.cause.code === 'EBUSY',
+    forMs: waitMs,
+    onRetry: (e, attempt) => attempt === 1 && onWait?.(e as BisyncError),
+    signal,
+  });
+  // Told to stop while the last open ran: that one must not be served.
+  if (signal?.aborted) {
+    await ep.close();
+    signal.throwIfAborted();
   }
+  return ep;
 }
 
 /** Opens a device exclusively; EBUSY becomes an error that says who holds it and what to run. */

@@ -6,7 +6,8 @@ import * as os from 'node:os';
 import * as tls from 'node:tls';
 import type { BlockDevice } from '../device/block-device';
 import { BisyncError, ErrorCode } from '../device/errors';
-import type { Extent } from '../device/extent';
+import { type Extent, totalBytes } from '../device/extent';
+import { retryWhile } from '../device/retry';
 import type { MetadataReport, MetadataUpdate } from '../drbd/types';
 import { BULK_ALPN, BulkStream, checkStreams, defaultStreams, quiesce, withStreams } from './bulk';
 import type { LvmView, VolumeGroup } from '../lvm/types';
@@ -100,7 +101,7 @@ export class RemoteEndpoint implements Endpoint {
     const streams = await this.dataStreams();
     if (!streams) return this.write(extents, await device.gather(extents)).then(() => false);
     const s = this.turn.out++ % streams.length;
-    const bytes = totalLength(extents);
+    const bytes = totalBytes(extents);
     const id = this.takeId();
     // The local half first: it validates the extents (and throws) before the agent waits for a record.
     const sent = streams[s].send(id, device, extents, bytes, this.conn.compressionLevel, this.conn.rate);
@@ -115,7 +116,7 @@ export class RemoteEndpoint implements Endpoint {
     if (!streams) return device.scatter(extents, await this.read(extents)).then(() => false);
     const s = this.turn.in++ % streams.length;
     const id = this.takeId();
-    const received = streams[s].recv(id, device, extents, totalLength(extents), verify);
+    const received = streams[s].recv(id, device, extents, totalBytes(extents), verify);
     const reply = this.call('bulkRead', { n: extents.length, s }, [extentsToBuffer(extents)], false, id);
     const [, verified] = await settleBoth(reply, received, streams[s]);
     return verified;
@@ -167,13 +168,13 @@ export class RemoteEndpoint implements Endpoint {
 
   async read(extents: Extent[]): Promise<Buffer> {
     const f = await this.call('read', { n: extents.length }, [extentsToBuffer(extents)]);
-    const want = totalLength(extents);
+    const want = totalBytes(extents);
     if (f.payload.length !== want) throw protocolError(`read reply from ${this.label} has ${f.payload.length} bytes, the extents cover ${want}`);
     return f.payload;
   }
 
   async write(extents: Extent[], data: Buffer): Promise<void> {
-    const want = totalLength(extents);
+    const want = totalBytes(extents);
     if (!Buffer.isBuffer(data) || data.length !== want) throw new RangeError(`write data is ${Buffer.isBuffer(data) ? `${data.length} bytes` : typeof data} but the extents cover ${want}`);
     await this.call('write', { n: extents.length }, [extentsToBuffer(extents), data], true);
   }
@@ -304,17 +305,12 @@ export async function connectPeer(opts: ConnectPeerOptions): Promise<RemoteEndpo
   const o = checkConnectOptions(opts);
   const label = `peer ${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
   // Started before the other node goes down, a merge connects the moment its agent listens.
-  const until = Date.now() + (o.waitForAgentMs ?? 0);
-  for (;;) {
-    o.signal?.throwIfAborted();
-    try {
-      return await connectOnce(o, label);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || Date.now() >= until) throw e;
-      o.onWaitForAgent?.();
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
+  return retryWhile(() => connectOnce(o, label), {
+    retryable: (e) => (e as NodeJS.ErrnoException).code === 'ECONNREFUSED',
+    forMs: o.waitForAgentMs ?? 0,
+    onRetry: () => o.onWaitForAgent?.(),
+    signal: o.signal,
+  });
 }
 
 async function connectOnce(o: ConnectPeerOptions, label: string): Promise<RemoteEndpoint> {
@@ -487,10 +483,4 @@ function startTls(raw: net.Socket, o: ConnectPeerOptions, label: string, signal:
       resolve(sock);
     });
   });
-}
-
-function totalLength(extents: readonly Extent[]): number {
-  let n = 0;
-  for (const e of extents) n += e[1];
-  return n;
 }
