@@ -95,16 +95,16 @@ export async function checkOnlineWrites(local: Endpoint, peer: Endpoint, lvm: Lv
 async function stillUnused(local: Endpoint, doc: LvmDoc, extents: Extent[], opts: OnlineGateOptions): Promise<string[]> {
   const view = await local.lvm();
   const lvs = new Map<string, { name: string; extents: Extent[] }>();
-  const label = (name: string, alias: string | null | undefined): string => (alias ? `${name} (${alias})` : name);
   for (const lv of view?.vg.lvs ?? []) lvs.set(lv.uuid, { name: lv.name, extents: lv.extents });
   for (const d of doc.lvs) if (doc.metadata.changedOn === 'peer' || !lvs.has(d.uuid)) lvs.set(d.uuid, { name: d.name, extents: d.extents });
+  const alias = new Map(doc.lvs.map((d) => [d.uuid, d.ovirt?.alias]));
   const open = await (opts.openCounts ?? dmOpenCounts)();
   const busy: string[] = [];
   for (const [uuid, lv] of lvs) {
     const count = open.get(dmName(doc.vg.name, lv.name)) ?? 0;
     const hit = totalBytes(intersect(extents, lv.extents));
-    const alias = doc.lvs.find((d) => d.uuid === uuid)?.ovirt?.alias;
-    if (hit && count > 0) busy.push(`${label(lv.name, alias)}: ${hit} bytes, open ${count} time(s)`);
+    const a = alias.get(uuid);
+    if (hit && count > 0) busy.push(`${a ? `${lv.name} (${a})` : lv.name}: ${hit} bytes, open ${count} time(s)`);
   }
   if (!busy.length) return [];
   // Not a refusal (exit 1 says nothing changed): the copy is done, only the hand-back is held back.

@@ -273,7 +273,6 @@ export function registerResyncCommands(program: Command): void {
         }
         const bar = progressReporter(!o.json);
         let peerClosed = false;
-        let gateNoted = false;
         try {
           const m = new Merge(pair.local, pair.peer, {
             // By the real path: a merge resumed under another name for the device must find its journal.
@@ -287,9 +286,9 @@ export function registerResyncCommands(program: Command): void {
             openCounts: o.online ? dmOpenCounts : undefined,
             beforeLocalWrites: o.online
               ? async (p, extents, afterCopy) => {
+                // After the copy the gate only checks again: its notes came with the first run.
                 const notes = await checkOnlineWrites(pair.local, pair.peer, p.lvm, extents, { noLvm: o.lvm === false, users: deviceUsers(pair.volume!.device), afterCopy });
-                if (!gateNoted) for (const n of notes) process.stderr.write(`drbd-bisync: ${n}\n`);
-                gateNoted = true; // the gate runs again after the copy: its notes once
+                for (const n of notes) process.stderr.write(`drbd-bisync: ${n}\n`);
               }
               : undefined,
             ...lvm,
