@@ -10,7 +10,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { BlockDevice } from '../../lib/device/block-device';
 import { copyExtents, diffDevices, wholeDevice } from '../../lib/device/compare';
 import { Extent } from '../../lib/device/extent';
-import type { BenchRow } from './types';
+import { type BenchRow, median } from './types';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -21,7 +21,6 @@ const RUNS = 5;
 const CLI = path.join(__dirname, '..', '..', 'lib', 'cli', 'main.js');
 
 const gbps = (bytes: number, s: number): string => `${(bytes / s / 1e9).toFixed(2)} GB/s`;
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function seconds(fn: () => void): number {
   const t = process.hrtime.bigint();

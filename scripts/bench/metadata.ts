@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readMetadataAt } from '../../lib/drbd';
-import type { BenchRow } from './types';
+import { type BenchRow, median } from './types';
 
 const TiB = 2 ** 40;
 const CLI = path.join(__dirname, '..', '..', 'lib', 'cli', 'main.js');
@@ -77,7 +77,6 @@ export async function run(): Promise<BenchRow[]> {
     if (doc.bitsSet !== bits) throw new Error(`inspect counted ${doc.bitsSet} bits, ${bits} were set`);
     const runs = Array.from({ length: RUNS }, () => timed(['inspect', dev, '--extents', '--json']));
     if (runs.some((r) => r.status !== 0)) throw new Error('inspect failed');
-    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const seconds = median(runs.map((r) => r.seconds));
     const cpu = median(runs.map((r) => r.cpu));
     const rss = Math.max(...runs.map((r) => r.rssMiB));

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DRBD_DEVICE, RESOURCE, configure, drbdadm, procDrbd, resetToSynced, splitBrain, waitSynced } from '../drbd-lab/drbd';
 import { Guest, Lab, labUnavailable, prepareLab } from '../drbd-lab/lab';
-import type { BenchRow } from './types';
+import { type BenchRow, median } from './types';
 
 const CLI = path.join(__dirname, '..', '..', 'lib', 'cli', 'main.js');
 const CONF = '/run/lab/r0.conf';
@@ -240,7 +240,6 @@ async function measure(lab: Lab, oBytes: number, sBytes: number): Promise<BenchR
   ];
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
 export async function run(): Promise<BenchRow[]> {
   const why = labUnavailable();

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { decodeDrbdMessage, resourcesFromGetStatus } from '../../lib/status/drbd-genl';
 import { GENL_ID_CTRL, GenlMessage, encodeString, withGenlSocket } from '../../lib/status/genl';
 import { parseProcDrbd } from '../../lib/status/proc-drbd';
-import type { BenchRow } from './types';
+import { type BenchRow, median } from './types';
 
 function packageRoot(): string {
   for (let dir = __dirname; ; dir = path.dirname(dir)) {
@@ -14,7 +14,6 @@ function packageRoot(): string {
   }
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export async function run(): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];

@@ -23,7 +23,7 @@ import { LocalEndpoint } from '../../lib/resync/local-endpoint';
 import { defaultStreams } from '../../lib/transport/bulk';
 import { PSK_CIPHERS } from '../../lib/transport/psk';
 import { transferExtents } from '../../lib/transport/transfer';
-import type { BenchRow } from './types';
+import { type BenchRow, median } from './types';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -52,7 +52,6 @@ interface NetRun {
   cpu: number;
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const cpuSeconds = (since: NodeJS.CpuUsage): number => {
   const u = process.cpuUsage(since);
   return (u.user + u.system) / 1e6;
