@@ -1,10 +1,11 @@
 // The bulk data path of the transport: one batch of extents moves between a
 // device and a data stream (a TCP socket whose TLS-PSK handshake JS did) as
-// one AES-GCM record, sealed and opened with the OpenSSL that Node carries.
-// JS owns policy (keys, sequence numbers, which stream, when); this file reads
-// the device into a large aligned buffer, encrypts it in place a slice at a
-// time and hands each slice to the kernel, or the reverse, and refuses to
-// write a byte before the record's tag has been verified.
+// AES-GCM records of at most kRecordBytes each, sealed and opened with the
+// OpenSSL that Node carries. JS owns policy (keys, sequence numbers, which
+// stream, when); this file reads a record's extents into an aligned buffer,
+// encrypts it in place a slice at a time and hands each slice to the kernel,
+// or the reverse, and writes no byte of a record before its tag has been
+// verified.
 //
 // Each call runs on its own thread, not libuv's pool: a call blocks on its
 // socket until the peer sends or reads, and four pool threads held that way
@@ -41,6 +42,10 @@ constexpr uint32_t kMagic = 0x31425342;  // "BSB1" little-endian
 constexpr size_t kHeader = 32, kTag = 16, kKey = 32;
 constexpr size_t kSlice = 256u << 10;          // encrypt/decrypt and send/recv step: stays in L2
 constexpr uint64_t kMaxRecord = 1ull << 30;    // the frame limit of the control channel, too
+// Block data moves in records of at most this much: a record is read, sealed and sent (or
+// received, opened, written and read back) while it is still in the core's L2 cache, and the
+// receiver writes each record as soon as its own tag held instead of after the whole batch.
+constexpr uint64_t kRecordBytes = 512u << 10;
 enum Kind : uint8_t { kData = 1, kDataZstd = 2, kMessage = 3 };
 
 // Aligned buffers outlive the calls that use them: a fresh 8 MiB buffer per
@@ -188,7 +193,7 @@ class Op {
     uint8_t iv[12];
     Nonce(r_.seq, iv);
     int outl = 0;
-    ctx_ = EVP_CIPHER_CTX_new();
+    if (!ctx_) ctx_ = EVP_CIPHER_CTX_new();  // one per call, re-keyed for each of its records
     if (!ctx_) return Fail(ENOMEM, "EVP_CIPHER_CTX_new");
     int ok = encrypt ? EVP_EncryptInit_ex(ctx_, EVP_aes_256_gcm(), nullptr, r_.key, iv) &&
                            EVP_EncryptUpdate(ctx_, nullptr, &outl, header, kHeader)
@@ -271,6 +276,30 @@ struct Device {
     return t;
   }
 };
+
+// A batch's records: the extents cut, in order, into windows of at most kRecordBytes of data
+// (one record each), so both sides of a stream derive the same records from the same extents.
+std::vector<Device> Records(const Device& d) {
+  std::vector<Device> out;
+  Device w{d.fd, d.path, {}};
+  uint64_t fill = 0;
+  for (Extent x : d.x) {
+    while (x.len) {
+      const uint64_t n = std::min<uint64_t>(x.len, kRecordBytes - fill);
+      w.x.push_back({x.off, n});
+      x.off += n;
+      x.len -= n;
+      fill += n;
+      if (fill == kRecordBytes) {
+        out.push_back(std::move(w));
+        w = Device{d.fd, d.path, {}};
+        fill = 0;
+      }
+    }
+  }
+  if (fill) out.push_back(std::move(w));
+  return out;
+}
 
 bool GatherInto(Device& d, uint8_t* buf, SysError* err) {
   size_t pos = 0;
@@ -355,57 +384,76 @@ void Call::Done(Napi::Env env, Napi::Function, std::nullptr_t*, Call* c) {
   delete c;
 }
 
-// sendExtents(sock, key, seq, id, fd, path, extents, zstdLevel) -> { wire }
+// sendExtents(sock, key, seq, id, fd, path, extents, zstdLevel) -> { wire }: the batch as
+// Records(extents), sequence numbers seq, seq+1, ...; each record read, compressed when that
+// pays, sealed and sent before the next is read.
 class SendExtents : public Call {
  public:
   SendExtents(Napi::Env env, const Record& r, Device d, int level) : Call(env, r), d_(std::move(d)), level_(level) {}
   bool Run() override {
     const uint64_t total = d_.Total();
     if (total > kMaxRecord) return Fail(EINVAL, "bulk send", "batch of " + std::to_string(total) + " bytes exceeds 1 GiB");
-    PooledBuffer buf;
-    if (!buf.Get(total + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
-    {
-      Charge c(&cpu[kRead]);
-      if (!GatherInto(d_, buf.data(), &err_)) return false;
+    PooledBuffer buf, z;
+    if (!buf.Get(kRecordBytes + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
+    for (Device& rec : Records(d_)) {
+      if (!SendRecord(rec, buf, z)) return false;
+      r_.seq++;
     }
-    if (level_ > 0 && total >= 4096) {
-      PooledBuffer z;
-      const size_t bound = ZSTD_compressBound(total);
-      if (!z.Get(bound)) return Fail(ENOMEM, "posix_memalign");
-      size_t n;
-      {
-        Charge c(&cpu[kZstd]);
-        n = ZSTD_compress(z.data(), bound, buf.data(), total, level_);
-      }
-      if (ZSTD_isError(n)) return Fail(EPROTO, "ZSTD_compress", ZSTD_getErrorName(n));
-      if (n < total) return SealAndSend(kDataZstd, z.data(), n, static_cast<uint32_t>(total));
-    }
-    return SealAndSend(kData, buf.data(), total, static_cast<uint32_t>(total));
+    return true;
   }
 
  private:
+  bool SendRecord(Device& rec, PooledBuffer& buf, PooledBuffer& z) {
+    const uint64_t n = rec.Total();
+    {
+      Charge c(&cpu[kRead]);
+      if (!GatherInto(rec, buf.data(), &err_)) return false;
+    }
+    if (level_ > 0 && n >= 4096) {
+      const size_t bound = ZSTD_compressBound(n);
+      if (!z.Get(bound)) return Fail(ENOMEM, "posix_memalign");
+      size_t k;
+      {
+        Charge c(&cpu[kZstd]);
+        k = ZSTD_compress(z.data(), bound, buf.data(), n, level_);
+      }
+      if (ZSTD_isError(k)) return Fail(EPROTO, "ZSTD_compress", ZSTD_getErrorName(k));
+      if (k < n) return SealAndSend(kDataZstd, z.data(), k, static_cast<uint32_t>(n));
+    }
+    return SealAndSend(kData, buf.data(), n, static_cast<uint32_t>(n));
+  }
   Device d_;
   int level_;
 };
 
-// recvExtents(sock, key, seq, id, fd, path, extents, verify) -> { wire, verified? }: writes only
-// after the tag held. With verify, the extents are then read back from the device into another
-// buffer (O_DIRECT: from the device, not from a cache) and compared with what was written: the
-// bytes the tag vouched for, i.e. the sender's. A difference fails the call (syscall "verify").
+// recvExtents(sock, key, seq, id, fd, path, extents, verify) -> { wire, verified? }: receives
+// the records sendExtents made of the same extents and writes each only after its own tag held.
+// With verify, each record's extents are then read back from the device into another buffer
+// (O_DIRECT: from the device, not from a cache) and compared with what was written: the bytes
+// the tag vouched for, i.e. the sender's. A difference fails the call (syscall "verify").
 class RecvExtents : public Call {
  public:
   RecvExtents(Napi::Env env, const Record& r, Device d, bool verify) : Call(env, r), d_(std::move(d)), verify_(verify) {}
   bool Run() override {
-    const uint64_t total = d_.Total();
+    PooledBuffer buf, plain, back;
+    for (Device& rec : Records(d_)) {
+      if (!RecvRecord(rec, buf, plain, back)) return false;
+      r_.seq++;
+    }
+    verified = verify_;
+    return true;
+  }
+
+ private:
+  bool RecvRecord(Device& rec, PooledBuffer& buf, PooledBuffer& plain, PooledBuffer& back) {
+    const uint64_t total = rec.Total();
     uint8_t h[kHeader], kind;
     size_t n, raw;
     if (!RecvHeader(h, &kind, &n, &raw, total)) return false;
     if (kind == kMessage || raw != total) return Fail(EPROTO, "bulk record", "expected " + std::to_string(total) + " bytes of block data, got a record of " + std::to_string(raw));
-    PooledBuffer buf;
     if (!buf.Get(n + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
     if (!RecvAndOpen(h, buf.data(), n)) return false;
-    if (kind == kData) return Write(buf.data()) && Verify(buf.data(), total);
-    PooledBuffer plain;
+    if (kind == kData) return Write(rec, buf.data()) && Verify(rec, buf.data(), total, back);
     if (!plain.Get(total + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
     size_t got;
     {
@@ -413,32 +461,28 @@ class RecvExtents : public Call {
       got = ZSTD_decompress(plain.data(), total, buf.data(), n);
     }
     if (ZSTD_isError(got) || got != total) return Fail(EPROTO, "ZSTD_decompress", ZSTD_isError(got) ? ZSTD_getErrorName(got) : "size differs from the header's");
-    return Write(plain.data()) && Verify(plain.data(), total);
+    return Write(rec, plain.data()) && Verify(rec, plain.data(), total, back);
   }
-
- private:
-  bool Write(const uint8_t* buf) {
+  bool Write(Device& rec, const uint8_t* buf) {
     Charge c(&cpu[kWrite]);
-    return ScatterFrom(d_, buf, &err_);
+    return ScatterFrom(rec, buf, &err_);
   }
-  bool Verify(const uint8_t* written, uint64_t total) {
+  bool Verify(Device& rec, const uint8_t* written, uint64_t total, PooledBuffer& back) {
     if (!verify_) return true;
     Charge c(&cpu[kVerify]);
-    PooledBuffer back;
     if (!back.Get(total + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
-    if (!GatherInto(d_, back.data(), &err_)) return false;
+    if (!GatherInto(rec, back.data(), &err_)) return false;
     if (memcmp(back.data(), written, total) != 0) {
       uint64_t pos = 0;
       while (back.data()[pos] == written[pos]) pos++;
       uint64_t at = 0;
-      for (const Extent& x : d_.x) {
+      for (const Extent& x : rec.x) {
         if (pos < x.len) { at = x.off + pos; break; }
         pos -= x.len;
       }
       err_.path = d_.path;
       return Fail(EIO, "verify", "the device returned other bytes than were written, first at offset " + std::to_string(at));
     }
-    verified = true;
     return true;
   }
   Device d_;
@@ -599,6 +643,7 @@ void InitBulk(Napi::Env env, Napi::Object exports) {
   b.Set("rawRecv", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
           return Launch(i.Env(), new RawIo(i.Env(), static_cast<int>(ArgUint(i, 0, "sock", INT32_MAX)), ArgUint(i, 1, "bytes"), false), "bisync:rawRecv"); }, "rawRecv"));
   b.Set("cipherCost", Napi::Function::New(env, CipherCost, "cipherCost"));
+  b.Set("recordBytes", Napi::Number::New(env, static_cast<double>(kRecordBytes)));
   exports.Set("bulk", b);
 }
 

@@ -3,9 +3,11 @@
 // pre-shared key authenticates it and a wrong key is refused in the
 // handshake); once the handshake is done, both sides take the TCP socket away
 // from Node's TLS and seal batches with AES-256-GCM in the addon, under keys
-// exported from that stream's TLS session (RFC 5705). Native threads read the
-// device into large aligned buffers, encrypt in place and hand slices to the
-// kernel: JavaScript touches one call per batch, never the bytes.
+// exported from that stream's TLS session (RFC 5705). A native thread per batch
+// moves it as records of at most 512 KiB: each read, sealed in place and handed
+// to the kernel (or received, opened, written and read back) while it is still
+// in the core's cache; JavaScript makes one call per batch, never touches the
+// bytes, and counts the batch's records in the lane's sequence numbers.
 //
 // Keys: the exporter gives 64 bytes per stream, the first 32 for client ->
 // agent and the last 32 for agent -> client; every 2^20 records the key moves
@@ -25,10 +27,11 @@ import { TransferStats, connectionError } from './connection';
 import type { TokenBucket } from './rate-limit';
 
 /** The ALPN name a data stream's TLS handshake carries: the agent tells streams from control connections by it. */
-export const BULK_ALPN = 'drbd-bisync-bulk/1';
+export const BULK_ALPN = 'drbd-bisync-bulk/2'; // 2: a batch is several records (bulk.cc kRecordBytes)
 const EXPORTER_LABEL = 'EXPORTER-drbd-bisync-bulk';
 /** Records per key before it moves to the next epoch (far below AES-GCM's limits for 1 GiB records). */
 const RECORDS_PER_KEY = 2 ** 20;
+export { RECORDS_PER_KEY };
 /** Largest stream hello or answer. */
 const MAX_MESSAGE = 4096;
 
@@ -56,9 +59,20 @@ interface NativeBulk {
   sendExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, level: number): Promise<NativeResult>;
   recvExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, verify: boolean): Promise<NativeResult>;
   sendMessage(sock: number, key: Buffer, seq: number, id: number, message: Buffer): Promise<NativeResult>;
+  /** Block data moves in records of at most this many bytes; a batch is as many records as that takes. */
+  readonly recordBytes: number;
   recvMessage(sock: number, key: Buffer, seq: number, id: number, maxBytes: number): Promise<NativeResult & { message: Buffer }>;
 }
 const nb = (native as unknown as { bulk: NativeBulk }).bulk;
+
+function epochKey(base: Buffer, epoch: number): Buffer {
+  return Buffer.from(hkdfSync('sha256', base, Buffer.alloc(0), `drbd-bisync bulk epoch ${epoch}`, 32));
+}
+
+/** How many records the native side makes of a batch of `bytes` (see Records() in bulk.cc). */
+function recordsOf(bytes: number): number {
+  return Math.max(1, Math.ceil(bytes / nb.recordBytes));
+}
 
 /** The device behind an endpoint that serves one directly (LocalEndpoint): what the bulk path reads and writes. */
 export function deviceOf(ep: unknown): BlockDevice | undefined {
@@ -93,25 +107,33 @@ export function quiesce(sock: tls.TLSSocket, raw: net.Socket): Promise<void> {
   });
 }
 
-/** One direction of a stream: its key, the next sequence number, and the queue that keeps records in order. */
-class Lane {
-  private seq = 0;
+/** @internal One direction of a stream: its key, the next sequence number, and the queue that keeps records in order. */
+export class Lane {
   private epoch = 0;
   private key: Buffer;
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly base: Buffer) {
+  /** `seq` other than 0 only in tests, to start near a key boundary. */
+  constructor(private readonly base: Buffer, private seq = 0) {
     this.key = base;
+    this.epoch = Math.floor(seq / RECORDS_PER_KEY);
+    if (this.epoch) this.key = epochKey(base, this.epoch);
   }
 
-  /** Runs op after every earlier op of this lane, with the key and sequence number of the next record. */
-  next<T>(op: (key: Buffer, seq: number) => Promise<T>): Promise<T> {
+  /**
+   * Runs op after every earlier op of this lane, with the key and first sequence number of its
+   * `records` records. The records of one op never straddle two keys: when they would, both
+   * sides skip to the first sequence number of the next key.
+   */
+  next<T>(op: (key: Buffer, seq: number) => Promise<T>, records = 1): Promise<T> {
     const run = this.queue.then(() => {
-      const seq = this.seq++;
+      if (Math.floor(this.seq / RECORDS_PER_KEY) !== Math.floor((this.seq + records - 1) / RECORDS_PER_KEY)) this.seq = Math.ceil(this.seq / RECORDS_PER_KEY) * RECORDS_PER_KEY;
+      const seq = this.seq;
+      this.seq += records;
       const epoch = Math.floor(seq / RECORDS_PER_KEY);
       if (epoch !== this.epoch) {
         this.epoch = epoch;
-        this.key = Buffer.from(hkdfSync('sha256', this.base, Buffer.alloc(0), `drbd-bisync bulk epoch ${epoch}`, 32));
+        this.key = epochKey(this.base, epoch);
       }
       return op(this.key, seq);
     });
@@ -182,7 +204,7 @@ export class BulkStream {
       const r = this.count(await device.track(nb.sendExtents(this.fd, key, seq, id, device.handle('gather'), device.path, toFlat(extents), level)));
       this.wireSent += r.wire;
       this.payloadSent += bytes;
-    });
+    }, recordsOf(bytes));
   }
 
   /**
@@ -198,7 +220,7 @@ export class BulkStream {
       this.wireReceived += r.wire;
       this.payloadReceived += bytes;
       return r.verified === true;
-    });
+    }, recordsOf(bytes));
   }
 
   private count<T extends NativeResult>(r: T): T {
@@ -214,14 +236,14 @@ export class BulkStream {
     this.release();
   }
 
-  private async run<T>(lane: Lane, op: (key: Buffer, seq: number) => Promise<T>): Promise<T> {
+  private async run<T>(lane: Lane, op: (key: Buffer, seq: number) => Promise<T>, records = 1): Promise<T> {
     if (!this.usable) throw this.broken ?? connectionError('ECONNRESET', `data stream to ${this.label} is closed`);
     this.inFlight++;
     try {
       return await lane.next(async (key, seq) => {
         if (!this.usable) throw this.broken ?? connectionError('ECONNRESET', `data stream to ${this.label} is closed`);
         return op(key, seq);
-      });
+      }, records);
     } catch (e) {
       // A failed record leaves both sides out of step: the stream is done for.
       const err = wrap(e, this.label);
