@@ -212,7 +212,7 @@ function shareOfCopy(dir: string, o: { tag: string; subnet: string; size: number
           area: 'merge',
           measure: `merge ${size} scattered, ${o.size / GiB} GiB devices, across netns (CLI, ${defaultStreams(os.availableParallelism())} data streams), median of ${o.repeat} (share of copy: min-max)`,
           ours: `${mbps(moving, mid.seconds)} (${mid.seconds.toFixed(2)} s, ${pct(mid.share)} of copy; ${pct(byShare[0].share)}-${pct(byShare[o.repeat - 1].share)})`,
-          limit: `copy same extents on one host: ${mbps(moving, mid.copy)} (${mid.copy.toFixed(2)} s; runs ${mbps(moving, copies[o.repeat - 1])}-${mbps(moving, copies[0])}); best merge here ${best.toFixed(2)} s = ${pct(mid.copy / best)} of copy`,
+          limit: `copy same extents on one host: ${mbps(moving, mid.copy)} (${mid.copy.toFixed(2)} s; runs ${mbps(moving, copies[o.repeat - 1])}-${mbps(moving, copies[0])}); best merge here ${best.toFixed(2)} s = ${pct(median(copies) / best)} of the median copy (${median(copies).toFixed(2)} s)`,
           target: '>= 70 % of copy',
           met: mid.share >= 0.7,
         },
