@@ -71,6 +71,8 @@ function epochKey(base: Buffer, epoch: number): Buffer {
 
 /** How many records the native side makes of a batch of `bytes` (see Records() in bulk.cc). */
 function recordsOf(bytes: number): number {
+  // An addon built before records existed would count one per batch and fall out of step with its peer.
+  if (!(nb.recordBytes > 0)) throw new Error('the native addon is older than this JavaScript (no bulk.recordBytes): rebuild it with `npm run build:native`');
   return Math.max(1, Math.ceil(bytes / nb.recordBytes));
 }
 
