@@ -48,8 +48,8 @@ constexpr uint64_t kMaxRecord = 1ull << 30;    // the frame limit of the control
 constexpr uint64_t kRecordBytes = 512u << 10;
 enum Kind : uint8_t { kData = 1, kDataZstd = 2, kMessage = 3 };
 
-// Aligned buffers outlive the calls that use them: a fresh 8 MiB buffer per
-// batch costs a page fault per 4 KiB. Shared by every thread (and every
+// Aligned buffers outlive the calls that use them: a fresh buffer per record
+// costs a page fault per 4 KiB. Shared by every thread (and every
 // worker_thread's copy of the addon), hence the lock.
 class BufferPool {
  public:
@@ -64,7 +64,7 @@ class BufferPool {
           return std::move(s.p);
         }
     }
-    *cap = sys::AlignUp(std::max<size_t>(n, 8u << 20), 1u << 20);
+    *cap = sys::AlignUp(std::max<size_t>(n, kRecordBytes + sys::kAlign), 1u << 20);  // 1 MiB: a record and its slack
     return sys::AllocAligned(*cap);
   }
   void Give(sys::AlignedPtr p, size_t cap) {

@@ -101,6 +101,8 @@ export class Merge extends EventEmitter {
     const journal = this.opts.journal && !this.opts.dryRun ? Journal.load(this.opts.journal) : undefined;
     if (journal?.state.phase === 'finalize') return this.finalizeFromJournal(journal);
 
+    // The data streams' handshakes overlap the plan instead of following it.
+    if (!this.opts.dryRun) this.peer.prepareTransfer?.();
     const p = await makePlan(this.local, this.peer, {
       lvWinners: this.opts.lvWinners,
       vgMetadataWinner: this.opts.vgMetadataWinner,

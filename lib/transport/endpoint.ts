@@ -39,5 +39,10 @@ export interface Endpoint extends LvmSource {
   lvm(opts?: { history?: boolean }): Promise<LvmView | null>;
   /** An older VG version still in this node's metadata rings (the common ancestor of a split). */
   lvmVersion(seqno: number, checksum: number): Promise<VolumeGroup>;
+  /**
+   * A hint that block data will move soon: a remote endpoint starts opening its data streams
+   * (TLS handshakes) so that they are ready when the plan is. Failures surface at first use.
+   */
+  prepareTransfer?(): void;
   close(): Promise<void>;
 }

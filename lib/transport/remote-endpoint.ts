@@ -122,6 +122,11 @@ export class RemoteEndpoint implements Endpoint {
     return verified;
   }
 
+  prepareTransfer(): void {
+    // Errors reach the first bulk call, which awaits the same promise.
+    this.dataStreams().catch(() => undefined);
+  }
+
   /** Opens the data streams once, on first use; null when there are none to use. */
   private dataStreams(): Promise<BulkStream[] | null> {
     const b = this.bulk;

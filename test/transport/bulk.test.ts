@@ -156,6 +156,26 @@ describe('transport: bulk data streams', function () {
     await assert.rejects(transferExtents(remote, local, [[SIZE / 2, 8 * MiB]]), /past the end of|closed/);
   });
 
+  it('opens the data streams ahead of the first batch when told a transfer is coming, and a session that then moves nothing ends cleanly', async () => {
+    const s = await serve(randomBytes(SIZE));
+    const localFile = file(dir, 'local.img', randomBytes(SIZE));
+    const local = await LocalEndpoint.open(localFile, { write: true, plain: true });
+    open.push(local);
+    const remote = await connectPeer({ host: '127.0.0.1', port: s.port, psk: PSK, streams: 2 });
+    assert.equal(remote.streamCount, 0, 'no streams before the hint');
+    remote.prepareTransfer();
+    for (let i = 0; i < 200 && remote.streamCount < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(remote.streamCount, 2, 'both streams open with no batch sent');
+    await remote.close(); // nothing moved: the streams close with the session
+    // The agent serves the next session as usual, and its streams carry data.
+    const again = await connectPeer({ host: '127.0.0.1', port: s.port, psk: PSK, streams: 2 });
+    open.push(again);
+    await transferExtents(local, again, [[0, 4 * MiB]]);
+    assert.equal(again.streamCount, 2);
+    assert.ok(slice(fs.readFileSync(s.file), [[0, 4 * MiB]]).equals(slice(fs.readFileSync(localFile), [[0, 4 * MiB]])));
+    assert.deepEqual(s.errors, []);
+  });
+
   it('keeps block data on the control connection with streams: 0', async () => {
     const s = await serve(randomBytes(SIZE));
     const local = await LocalEndpoint.open(file(dir, 'local.img', randomBytes(SIZE)), { write: true, plain: true });
