@@ -9,7 +9,7 @@ import type { Endpoint } from './endpoint';
 import { RemoteEndpoint } from './remote-endpoint';
 
 export interface TransferOptions {
-  /** Bytes per batch (default 8 MiB). */
+  /** Bytes per batch (default 8 MiB; 32 MiB on data streams without a rate limit, see RemoteEndpoint.bulkBatchBytes). */
   batchBytes?: number;
   /** Batches in flight (default 4). */
   concurrency?: number;
@@ -29,7 +29,7 @@ export interface TransferOptions {
 
 /** Reads the extents from src and writes them to dst; resolves to the bytes moved. */
 export async function transferExtents(src: Endpoint, dst: Endpoint, extents: Iterable<Extent>, opts: TransferOptions = {}): Promise<number> {
-  const size = opts.batchBytes ?? 8 << 20;
+  const size = opts.batchBytes ?? remoteOf(src, dst)?.bulkBatchBytes ?? 8 << 20;
   if (!Number.isSafeInteger(size) || size < 4096) throw new RangeError(`batch size must be at least 4096 bytes, got ${size}`);
   let done = 0;
   const direct = directMove(src, dst, opts.verify ?? false);
@@ -44,7 +44,7 @@ export async function transferExtents(src: Endpoint, dst: Endpoint, extents: Ite
     return [data.length, false];
   };
   // Batches on data streams keep every stream busy: twice as many in flight as streams.
-  const concurrency = opts.concurrency ?? Math.max(4, 2 * streamsOf(src, dst));
+  const concurrency = opts.concurrency ?? Math.max(4, 2 * (remoteOf(src, dst)?.plannedStreams ?? 0));
   for await (const [batch, [n, verified]] of pipelined(batches(coalesce(extents), size), move, { concurrency, signal: opts.signal })) {
     done += n;
     opts.onBatch?.(batch, n, verified);
@@ -66,7 +66,6 @@ function directMove(src: Endpoint, dst: Endpoint, verify: boolean): ((batch: Ext
   return null;
 }
 
-function streamsOf(src: Endpoint, dst: Endpoint): number {
-  const r = src instanceof RemoteEndpoint ? src : dst instanceof RemoteEndpoint ? dst : null;
-  return r?.plannedStreams ?? 0;
+function remoteOf(src: Endpoint, dst: Endpoint): RemoteEndpoint | null {
+  return src instanceof RemoteEndpoint ? src : dst instanceof RemoteEndpoint ? dst : null;
 }

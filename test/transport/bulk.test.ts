@@ -176,6 +176,25 @@ describe('transport: bulk data streams', function () {
     assert.deepEqual(s.errors, []);
   });
 
+  it('moves 32 MiB batches on data streams (records keep memory flat), 8 MiB under a rate limit or without streams', async () => {
+    const s = await serve(randomBytes(SIZE));
+    const local = await LocalEndpoint.open(file(dir, 'local.img', randomBytes(SIZE)), { write: true, plain: true });
+    open.push(local);
+    const sizes = async (o: { streams: number; rateLimit?: number }): Promise<number[]> => {
+      const remote = await connectPeer({ host: '127.0.0.1', port: s.port, psk: PSK, ...o });
+      try {
+        const seen: number[] = [];
+        await transferExtents(local, remote, [[0, SIZE]], { onBatch: (_b, n) => seen.push(n) });
+        return seen;
+      } finally {
+        await remote.close();
+      }
+    };
+    assert.deepEqual(await sizes({ streams: 2 }), Array(SIZE / (32 * MiB)).fill(32 * MiB));
+    assert.deepEqual(await sizes({ streams: 2, rateLimit: 1024 * MiB }), Array(SIZE / (8 * MiB)).fill(8 * MiB));
+    assert.deepEqual(await sizes({ streams: 0 }), Array(SIZE / (8 * MiB)).fill(8 * MiB));
+  });
+
   it('keeps block data on the control connection with streams: 0', async () => {
     const s = await serve(randomBytes(SIZE));
     const local = await LocalEndpoint.open(file(dir, 'local.img', randomBytes(SIZE)), { write: true, plain: true });
