@@ -26,6 +26,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -68,10 +69,11 @@ class BufferPool {
     return sys::AllocAligned(*cap);
   }
   void Give(sys::AlignedPtr p, size_t cap) {
-    if (!p) return;
+    if (!p || cap > kKeep) return;  // an odd large one is freed, not kept for the agent's lifetime
     std::lock_guard<std::mutex> g(mu_);
     if (free_.size() < 8) free_.push_back({std::move(p), cap});
   }
+  static constexpr size_t kKeep = 2u << 20;
 
  private:
   struct Slot {
@@ -162,6 +164,15 @@ class Op {
     return false;
   }
 
+  // JS numbered `expected` records for this batch (an empty batch counts as one). Were the two
+  // counts ever to differ, the sender would seal under sequence numbers its lane hands out
+  // again: refuse before a byte moves.
+  bool CountsMatch(size_t made, uint64_t expected) {
+    if (std::max<size_t>(made, 1) == expected) return true;
+    return Fail(EPROTO, "bulk record", "the batch makes " + std::to_string(made) + " records of at most " + std::to_string(kRecordBytes) +
+                                           " bytes, but " + std::to_string(expected) + " sequence numbers were reserved for it");
+  }
+
   bool SendAll(const uint8_t* p, size_t n) {
     Charge c(&cpu[kNet]);
     while (n) {
@@ -240,7 +251,9 @@ class Op {
     if (GetU32(h + 16) != r_.id) return Fail(EPROTO, "bulk record", "batch id " + std::to_string(GetU32(h + 16)) + ", expected " + std::to_string(r_.id));
     *n = GetU32(h + 20);
     *raw = GetU32(h + 24);
-    if (*raw > maxRaw || *n > kMaxRecord || (*kind != kDataZstd && *n != *raw))
+    // The sender compresses only when that makes the record smaller: a compressed record longer
+    // than its plain text is forged or broken, and would make us allocate for it before its tag.
+    if (*raw > maxRaw || *n > kMaxRecord || (*kind != kDataZstd && *n != *raw) || (*kind == kDataZstd && *n >= *raw))
       return Fail(EPROTO, "bulk record", "record of " + std::to_string(*n) + " bytes (" + std::to_string(*raw) + " plain) does not fit the " + std::to_string(maxRaw) + " expected");
     return true;
   }
@@ -263,6 +276,15 @@ class Op {
     return true;
   }
 };
+
+// One zstd context per call, reused for each of its records (a fresh one per record would
+// allocate its tables every 512 KiB).
+struct ZstdFree {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+  void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+};
+using ZstdC = std::unique_ptr<ZSTD_CCtx, ZstdFree>;
+using ZstdD = std::unique_ptr<ZSTD_DCtx, ZstdFree>;
 
 // Device I/O for a batch: extents back to back in one aligned buffer. A
 // piece that is not sector-aligned in the buffer goes through a bounce slice.
@@ -389,33 +411,38 @@ void Call::Done(Napi::Env env, Napi::Function, std::nullptr_t*, Call* c) {
 // pays, sealed and sent before the next is read.
 class SendExtents : public Call {
  public:
-  SendExtents(Napi::Env env, const Record& r, Device d, int level) : Call(env, r), d_(std::move(d)), level_(level) {}
+  SendExtents(Napi::Env env, const Record& r, Device d, int level, uint64_t records)
+      : Call(env, r), d_(std::move(d)), level_(level), records_(records) {}
   bool Run() override {
     const uint64_t total = d_.Total();
     if (total > kMaxRecord) return Fail(EINVAL, "bulk send", "batch of " + std::to_string(total) + " bytes exceeds 1 GiB");
+    std::vector<Device> recs = Records(d_);
+    if (!CountsMatch(recs.size(), records_)) return false;
     PooledBuffer buf, z;
     if (!buf.Get(kRecordBytes + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
-    for (Device& rec : Records(d_)) {
-      if (!SendRecord(rec, buf, z)) return false;
+    ZstdC cctx(level_ > 0 ? ZSTD_createCCtx() : nullptr);
+    if (level_ > 0 && !cctx) return Fail(ENOMEM, "ZSTD_createCCtx");
+    for (Device& rec : recs) {
+      if (!SendRecord(rec, buf, z, cctx.get())) return false;
       r_.seq++;
     }
     return true;
   }
 
  private:
-  bool SendRecord(Device& rec, PooledBuffer& buf, PooledBuffer& z) {
+  bool SendRecord(Device& rec, PooledBuffer& buf, PooledBuffer& z, ZSTD_CCtx* cctx) {
     const uint64_t n = rec.Total();
     {
       Charge c(&cpu[kRead]);
       if (!GatherInto(rec, buf.data(), &err_)) return false;
     }
-    if (level_ > 0 && n >= 4096) {
+    if (cctx && n >= 4096) {
       const size_t bound = ZSTD_compressBound(n);
       if (!z.Get(bound)) return Fail(ENOMEM, "posix_memalign");
       size_t k;
       {
         Charge c(&cpu[kZstd]);
-        k = ZSTD_compress(z.data(), bound, buf.data(), n, level_);
+        k = ZSTD_compressCCtx(cctx, z.data(), bound, buf.data(), n, level_);
       }
       if (ZSTD_isError(k)) return Fail(EPROTO, "ZSTD_compress", ZSTD_getErrorName(k));
       if (k < n) return SealAndSend(kDataZstd, z.data(), k, static_cast<uint32_t>(n));
@@ -424,6 +451,7 @@ class SendExtents : public Call {
   }
   Device d_;
   int level_;
+  uint64_t records_;
 };
 
 // recvExtents(sock, key, seq, id, fd, path, extents, verify) -> { wire, verified? }: receives
@@ -433,11 +461,15 @@ class SendExtents : public Call {
 // the tag vouched for, i.e. the sender's. A difference fails the call (syscall "verify").
 class RecvExtents : public Call {
  public:
-  RecvExtents(Napi::Env env, const Record& r, Device d, bool verify) : Call(env, r), d_(std::move(d)), verify_(verify) {}
+  RecvExtents(Napi::Env env, const Record& r, Device d, bool verify, uint64_t records)
+      : Call(env, r), d_(std::move(d)), verify_(verify), records_(records) {}
   bool Run() override {
+    std::vector<Device> recs = Records(d_);
+    if (!CountsMatch(recs.size(), records_)) return false;
     PooledBuffer buf, plain, back;
-    for (Device& rec : Records(d_)) {
-      if (!RecvRecord(rec, buf, plain, back)) return false;
+    ZstdD dctx;  // made on the first compressed record
+    for (Device& rec : recs) {
+      if (!RecvRecord(rec, buf, plain, back, dctx)) return false;
       r_.seq++;
     }
     verified = verify_;
@@ -445,7 +477,7 @@ class RecvExtents : public Call {
   }
 
  private:
-  bool RecvRecord(Device& rec, PooledBuffer& buf, PooledBuffer& plain, PooledBuffer& back) {
+  bool RecvRecord(Device& rec, PooledBuffer& buf, PooledBuffer& plain, PooledBuffer& back, ZstdD& dctx) {
     const uint64_t total = rec.Total();
     uint8_t h[kHeader], kind;
     size_t n, raw;
@@ -455,10 +487,12 @@ class RecvExtents : public Call {
     if (!RecvAndOpen(h, buf.data(), n)) return false;
     if (kind == kData) return Write(rec, buf.data()) && Verify(rec, buf.data(), total, back);
     if (!plain.Get(total + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
+    if (!dctx) dctx.reset(ZSTD_createDCtx());
+    if (!dctx) return Fail(ENOMEM, "ZSTD_createDCtx");
     size_t got;
     {
       Charge c(&cpu[kZstd]);
-      got = ZSTD_decompress(plain.data(), total, buf.data(), n);
+      got = ZSTD_decompressDCtx(dctx.get(), plain.data(), total, buf.data(), n);
     }
     if (ZSTD_isError(got) || got != total) return Fail(EPROTO, "ZSTD_decompress", ZSTD_isError(got) ? ZSTD_getErrorName(got) : "size differs from the header's");
     return Write(rec, plain.data()) && Verify(rec, plain.data(), total, back);
@@ -487,6 +521,7 @@ class RecvExtents : public Call {
   }
   Device d_;
   bool verify_;
+  uint64_t records_;
 };
 
 // sendMessage(sock, key, seq, id, buffer) -> { wire }: a small record (stream hello and its answer).
@@ -628,10 +663,19 @@ void InitBulk(Napi::Env env, Napi::Object exports) {
   // shutdown wakes every thread blocked on the socket; close only once none is.
   b.Set("shutdown", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { shutdown(static_cast<int>(ArgUint(i, 0, "sock", INT32_MAX)), SHUT_RDWR); }, "shutdown"));
   b.Set("close", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { close(static_cast<int>(ArgUint(i, 0, "sock", INT32_MAX))); }, "close"));
+  // Arguments are read in order, statement by statement, so the first bad one is the one named.
   b.Set("sendExtents", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
-          return Launch(i.Env(), new SendExtents(i.Env(), ArgRecord(i), ArgDevice(i, 4), static_cast<int>(ArgInt(i, 7, "zstdLevel"))), "bisync:bulkSend"); }, "sendExtents"));
+          Record r = ArgRecord(i);
+          Device d = ArgDevice(i, 4);
+          const int level = static_cast<int>(ArgInt(i, 7, "zstdLevel"));
+          const uint64_t records = ArgUint(i, 8, "records");
+          return Launch(i.Env(), new SendExtents(i.Env(), r, std::move(d), level, records), "bisync:bulkSend"); }, "sendExtents"));
   b.Set("recvExtents", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
-          return Launch(i.Env(), new RecvExtents(i.Env(), ArgRecord(i), ArgDevice(i, 4), ArgBool(i, 7)), "bisync:bulkRecv"); }, "recvExtents"));
+          Record r = ArgRecord(i);
+          Device d = ArgDevice(i, 4);
+          const bool verify = ArgBool(i, 7);
+          const uint64_t records = ArgUint(i, 8, "records");
+          return Launch(i.Env(), new RecvExtents(i.Env(), r, std::move(d), verify, records), "bisync:bulkRecv"); }, "recvExtents"));
   b.Set("sendMessage", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
           if (!i[4].IsBuffer()) throw Napi::TypeError::New(i.Env(), "message must be a Buffer");
           auto m = i[4].As<Napi::Buffer<uint8_t>>();

@@ -56,8 +56,9 @@ interface NativeBulk {
   adopt(fd: number): number;
   shutdown(fd: number): void;
   close(fd: number): void;
-  sendExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, level: number): Promise<NativeResult>;
-  recvExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, verify: boolean): Promise<NativeResult>;
+  /** `records`: how many sequence numbers the lane reserved for the batch; the call refuses a batch that makes another count. */
+  sendExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, level: number, records: number): Promise<NativeResult>;
+  recvExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, verify: boolean, records: number): Promise<NativeResult>;
   sendMessage(sock: number, key: Buffer, seq: number, id: number, message: Buffer): Promise<NativeResult>;
   /** Block data moves in records of at most this many bytes; a batch is as many records as that takes. */
   readonly recordBytes: number;
@@ -201,12 +202,13 @@ export class BulkStream {
   /** Reads extents from the device and sends them as one record (zstd first when level > 0). */
   send(id: number, device: BlockDevice, extents: Extent[], bytes: number, level: number, rate: TokenBucket | null): Promise<void> {
     device.checkBatch(extents, 'gather');
+    const records = recordsOf(bytes);
     return this.run(this.out, async (key, seq) => {
       if (rate) await rate.take(bytes);
-      const r = this.count(await device.track(nb.sendExtents(this.fd, key, seq, id, device.handle('gather'), device.path, toFlat(extents), level)));
+      const r = this.count(await device.track(nb.sendExtents(this.fd, key, seq, id, device.handle('gather'), device.path, toFlat(extents), level, records)));
       this.wireSent += r.wire;
       this.payloadSent += bytes;
-    }, recordsOf(bytes));
+    }, records);
   }
 
   /**
@@ -217,12 +219,13 @@ export class BulkStream {
    */
   recv(id: number, device: BlockDevice, extents: Extent[], bytes: number, verify = false): Promise<boolean> {
     device.checkBatch(extents, 'scatter');
+    const records = recordsOf(bytes);
     return this.run(this.in, async (key, seq) => {
-      const r = this.count(await device.track(nb.recvExtents(this.fd, key, seq, id, device.handle('scatter'), device.path, toFlat(extents), verify)));
+      const r = this.count(await device.track(nb.recvExtents(this.fd, key, seq, id, device.handle('scatter'), device.path, toFlat(extents), verify, records)));
       this.wireReceived += r.wire;
       this.payloadReceived += bytes;
       return r.verified === true;
-    }, recordsOf(bytes));
+    }, records);
   }
 
   private count<T extends NativeResult>(r: T): T {

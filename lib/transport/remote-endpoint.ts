@@ -87,10 +87,11 @@ export class RemoteEndpoint implements Endpoint {
   private openStreams: BulkStream[] = [];
 
   /**
-   * The batch size that suits this endpoint's bulk transfers, or undefined for the general
-   * default. On data streams a batch moves as 512 KiB records, so its size costs no memory;
-   * larger batches only mean fewer control requests, each of which costs both nodes'
-   * JavaScript work. Under a rate limit batches stay small: the limit is taken per batch.
+   * The batch size that suits bulk transfers between a local device and this endpoint on its
+   * data streams, or undefined for the general default. There a batch moves as 512 KiB
+   * records, so its size costs no memory; larger batches only mean fewer control requests,
+   * each of which costs both nodes' JavaScript work. Under a rate limit batches stay small:
+   * the limit is taken per batch.
    */
   get bulkBatchBytes(): number | undefined {
     return this.plannedStreams > 0 && !this.conn.rate ? 32 << 20 : undefined;
@@ -142,7 +143,14 @@ export class RemoteEndpoint implements Endpoint {
     const b = this.bulk;
     if (!b || b.want === 0) return Promise.resolve(null);
     b.streams ??= (async () => {
-      const streams = await Promise.all(Array.from({ length: b.want }, (_, i) => openStream(b.opts, this.label, b.token, i)));
+      const opened = await Promise.allSettled(Array.from({ length: b.want }, (_, i) => openStream(b.opts, this.label, b.token, i)));
+      const streams = opened.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) {
+        // The ones that did open would otherwise stay open on both nodes until the process ends.
+        for (const st of streams) st.close();
+        throw failed.reason;
+      }
       if (this.conn.closed || this.closing) {
         for (const st of streams) st.close();
         throw connectionError('ECONNRESET', `connection to ${this.label} closed while its data streams opened`);

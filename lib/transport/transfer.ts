@@ -9,7 +9,7 @@ import type { Endpoint } from './endpoint';
 import { RemoteEndpoint } from './remote-endpoint';
 
 export interface TransferOptions {
-  /** Bytes per batch (default 8 MiB; 32 MiB on data streams without a rate limit, see RemoteEndpoint.bulkBatchBytes). */
+  /** Bytes per batch (default 8 MiB; 32 MiB device to data stream without a rate limit or beforeWrite, see RemoteEndpoint.bulkBatchBytes). */
   batchBytes?: number;
   /** Batches in flight (default 4). */
   concurrency?: number;
@@ -29,10 +29,12 @@ export interface TransferOptions {
 
 /** Reads the extents from src and writes them to dst; resolves to the bytes moved. */
 export async function transferExtents(src: Endpoint, dst: Endpoint, extents: Iterable<Extent>, opts: TransferOptions = {}): Promise<number> {
-  const size = opts.batchBytes ?? remoteOf(src, dst)?.bulkBatchBytes ?? 8 << 20;
+  const direct = directMove(src, dst, opts.verify ?? false);
+  // Large batches only where no batch passes through a JavaScript buffer: not when each is read
+  // for the archive first (beforeWrite), nor between endpoints without data streams.
+  const size = opts.batchBytes ?? (direct && !opts.beforeWrite ? remoteOf(src, dst)?.bulkBatchBytes : undefined) ?? 8 << 20;
   if (!Number.isSafeInteger(size) || size < 4096) throw new RangeError(`batch size must be at least 4096 bytes, got ${size}`);
   let done = 0;
-  const direct = directMove(src, dst, opts.verify ?? false);
   const move = async (batch: Extent[]): Promise<[number, boolean]> => {
     if (direct) {
       await opts.beforeWrite?.(batch);

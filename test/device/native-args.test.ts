@@ -86,6 +86,8 @@ describe('native arguments: no unchecked double → integer casts', () => {
     throwsLike(() => bulk.recvExtents(0, key, 1.5, 1, fd, file, ext(0, 4096), false), RangeError, /seq \(argument 2\) must be an integer/);
     throwsLike(() => bulk.recvExtents(0, key, 0, 2 ** 32, fd, file, ext(0, 4096), false), RangeError, /id \(argument 3\) must be an integer from 0 to 4294967295/);
     throwsLike(() => bulk.recvExtents(0, key, 0, 1, fd + 0.5, file, ext(0, 4096), false), RangeError, /fd \(argument 4\) must be an integer/);
+    throwsLike(() => bulk.sendExtents(0, key, 0, 1, fd, file, ext(0, 4096), 0, -1), RangeError, /records \(argument 8\) must be an integer/);
+    throwsLike(() => bulk.recvExtents(0, key, 0, 1, fd, file, ext(0, 4096), false, 0.5), RangeError, /records \(argument 8\) must be an integer/);
   });
 
   it('still accepts valid integers up to the device end', async () => {

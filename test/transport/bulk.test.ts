@@ -24,8 +24,8 @@ const SIZE = 64 * MiB;
 interface NativeBulk {
   adopt(fd: number): number;
   close(fd: number): void;
-  sendExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, level: number): Promise<{ wire: number }>;
-  recvExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, verify?: boolean): Promise<{ wire: number; verified?: boolean }>;
+  sendExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, level: number, records: number): Promise<{ wire: number }>;
+  recvExtents(sock: number, key: Buffer, seq: number, id: number, fd: number, path: string, extents: Float64Array, verify: boolean, records: number): Promise<{ wire: number; verified?: boolean }>;
   recordBytes: number;
 }
 const bulk = (native as unknown as { bulk: NativeBulk }).bulk;
@@ -176,15 +176,15 @@ describe('transport: bulk data streams', function () {
     assert.deepEqual(s.errors, []);
   });
 
-  it('moves 32 MiB batches on data streams (records keep memory flat), 8 MiB under a rate limit or without streams', async () => {
+  it('moves 32 MiB batches on data streams (records keep memory flat), 8 MiB under a rate limit, without streams or when each batch is read for the archive', async () => {
     const s = await serve(randomBytes(SIZE));
     const local = await LocalEndpoint.open(file(dir, 'local.img', randomBytes(SIZE)), { write: true, plain: true });
     open.push(local);
-    const sizes = async (o: { streams: number; rateLimit?: number }): Promise<number[]> => {
+    const sizes = async (o: { streams: number; rateLimit?: number }, archive = false): Promise<number[]> => {
       const remote = await connectPeer({ host: '127.0.0.1', port: s.port, psk: PSK, ...o });
       try {
         const seen: number[] = [];
-        await transferExtents(local, remote, [[0, SIZE]], { onBatch: (_b, n) => seen.push(n) });
+        await transferExtents(local, remote, [[0, SIZE]], { onBatch: (_b, n) => seen.push(n), ...(archive ? { beforeWrite: async () => undefined } : {}) });
         return seen;
       } finally {
         await remote.close();
@@ -193,6 +193,8 @@ describe('transport: bulk data streams', function () {
     assert.deepEqual(await sizes({ streams: 2 }), Array(SIZE / (32 * MiB)).fill(32 * MiB));
     assert.deepEqual(await sizes({ streams: 2, rateLimit: 1024 * MiB }), Array(SIZE / (8 * MiB)).fill(8 * MiB));
     assert.deepEqual(await sizes({ streams: 0 }), Array(SIZE / (8 * MiB)).fill(8 * MiB));
+    // Each batch read into memory first (for the archive): 8 MiB.
+    assert.deepEqual(await sizes({ streams: 2 }, true), Array(SIZE / (8 * MiB)).fill(8 * MiB));
   });
 
   it('keeps block data on the control connection with streams: 0', async () => {
@@ -232,8 +234,10 @@ describe('transport: bulk data streams', function () {
       await dst.close();
     });
 
-    const send = (sock: number, seq: number, k = key): Promise<unknown> => bulk.sendExtents(sock, k, seq, 7, src.handle('t'), src.path, toFlat(x), 0);
-    const recv = (sock: number, seq: number, k = key): Promise<unknown> => bulk.recvExtents(sock, k, seq, 7, dst.handle('t'), dst.path, toFlat(x));
+    // x is 1 MiB + 64 KiB: three records (512 KiB, 512 KiB, 64 KiB).
+    const RECORDS = 3;
+    const send = (sock: number, seq: number, k = key): Promise<unknown> => bulk.sendExtents(sock, k, seq, 7, src.handle('t'), src.path, toFlat(x), 0, RECORDS);
+    const recv = (sock: number, seq: number, k = key): Promise<unknown> => bulk.recvExtents(sock, k, seq, 7, dst.handle('t'), dst.path, toFlat(x), false, RECORDS);
     const untouched = (): boolean => fs.readFileSync(dst.path).equals(zero);
 
     it('opens what was sealed with the same key and sequence number', async () => {
@@ -251,8 +255,8 @@ describe('transport: bulk data streams', function () {
         const p = await socketPair();
         try {
           const [, r] = await Promise.all([
-            bulk.sendExtents(p.a, key, 0, 7, src.handle('t'), src.path, toFlat(x), level),
-            bulk.recvExtents(p.b, key, 0, 7, dst.handle('t'), dst.path, toFlat(x), true),
+            bulk.sendExtents(p.a, key, 0, 7, src.handle('t'), src.path, toFlat(x), level, RECORDS),
+            bulk.recvExtents(p.b, key, 0, 7, dst.handle('t'), dst.path, toFlat(x), true, RECORDS),
           ]);
           assert.equal(r.verified, true);
           assert.ok(slice(fs.readFileSync(dst.path), x).equals(slice(fs.readFileSync(src.path), x)));
@@ -271,8 +275,8 @@ describe('transport: bulk data streams', function () {
       const p = await socketPair();
       try {
         const [, r] = await Promise.allSettled([
-          bulk.sendExtents(p.a, key, 0, 7, src.handle('t'), src.path, toFlat(x), 0),
-          bulk.recvExtents(p.b, key, 0, 7, lossy, '/dev/zero', toFlat(x), true),
+          bulk.sendExtents(p.a, key, 0, 7, src.handle('t'), src.path, toFlat(x), 0, RECORDS),
+          bulk.recvExtents(p.b, key, 0, 7, lossy, '/dev/zero', toFlat(x), true, RECORDS),
         ]);
         assert.equal(r.status, 'rejected');
         const e = (r as PromiseRejectedResult).reason as NodeJS.ErrnoException;
@@ -325,10 +329,25 @@ describe('transport: bulk data streams', function () {
       }
     });
 
+    it('refuses a batch whose record count is not what the lane reserved, before a byte moves', async () => {
+      const p = await socketPair();
+      try {
+        // Nothing is ever sent to the receiver: only a check before any I/O can end this call.
+        await assert.rejects(bulk.recvExtents(p.b, key, 0, 7, dst.handle('t'), dst.path, toFlat(x), false, 1),
+          (e: NodeJS.ErrnoException) => e.code === 'EPROTO' && /makes 3 records .* but 1 sequence numbers were reserved/.test(e.message));
+        await assert.rejects(bulk.sendExtents(p.a, key, 0, 7, src.handle('t'), src.path, toFlat(x), 0, 4), /makes 3 records .* but 4 sequence numbers/);
+        // The stream is still in step: a correct batch goes through.
+        await Promise.all([send(p.a, 0), recv(p.b, 0)]);
+        assert.ok(slice(fs.readFileSync(dst.path), x).equals(slice(fs.readFileSync(src.path), x)));
+      } finally {
+        p.close();
+      }
+    });
+
     it('refuses a replayed record (the receiver expects the next sequence number), writing nothing new', async () => {
       const p = await socketPair();
       try {
-        // x is 1 MiB + 64 KiB: three records (512 KiB, 512 KiB, 64 KiB), sequence numbers 0-2.
+        // Three records: sequence numbers 0-2.
         assert.equal(bulk.recordBytes, 512 * 1024);
         await Promise.all([send(p.a, 0), recv(p.b, 0)]);
         fs.writeFileSync(dst.path, zero);
