@@ -106,7 +106,17 @@ describe('restore-archive: one merge at a time', () => {
 
 describe('restore-archive after two real merges into one folder', function () {
   const pairs: Pair[] = [];
-  afterEach(() => pairs.splice(0).forEach((p) => p.cleanup()));
+  const archives: string[] = [];
+  afterEach(() => {
+    pairs.splice(0).forEach((p) => p.cleanup());
+    // Removed here, not at the end of each test: a failed assertion would leave them behind.
+    for (const d of archives.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  });
+  const newArchive = (): string => {
+    const d = tmpDir('bisync-archive-');
+    archives.push(d);
+    return path.join(d, 'archive');
+  };
 
   /** A split brain with conflicts, merged with prefer-local into `archive`. */
   async function mergedPair(archive: string): Promise<{ p: Pair; conflicts: Extent[]; uuids: { local: string; peer: string; bitmap: string } }> {
@@ -122,7 +132,7 @@ describe('restore-archive after two real merges into one folder', function () {
 
   it('lists both merges with their UUIDs and restores each onto its own peer', async function () {
     requires(this, 'drbdmeta');
-    const archive = path.join(tmpDir('bisync-archive-'), 'archive');
+    const archive = newArchive();
     const first = await mergedPair(archive);
     const second = await mergedPair(archive);
     const list = cliJson<{ merges: Array<{ id: string; uuids: { local: { current: string; bitmap: string }; peer: { current: string } } }> }>(['restore-archive', '--archive', archive, '--list', '--json']);
@@ -143,12 +153,11 @@ describe('restore-archive after two real merges into one folder', function () {
       const merged = readRange(p.local, 0, p.dataSize);
       for (const [off, len] of subtract([[0, p.dataSize]], conflicts)) assert.ok(restored.subarray(off, off + len).equals(merged.subarray(off, off + len)), `untouched at ${off}`);
     }
-    fs.rmSync(path.dirname(archive), { recursive: true, force: true });
   });
 
   it('says which merge it restores, and needs --device unless --list', async function () {
     requires(this, 'drbdmeta');
-    const archive = path.join(tmpDir('bisync-archive-'), 'archive');
+    const archive = newArchive();
     const { p } = await mergedPair(archive);
     const dry = cliJson<{ merge: string; entries: number }>(['restore-archive', '--archive', archive, '--device', p.peer, '--dry-run', '--json']);
     assert.equal(dry.status, 0, dry.stderr);
@@ -157,6 +166,5 @@ describe('restore-archive after two real merges into one folder', function () {
     const human = cli(['restore-archive', '--archive', archive, '--list']);
     assert.match(human.stdout, new RegExp(`^${dry.doc.merge} \\(newest\\): started `, 'm'));
     assert.equal(cli(['restore-archive', '--archive', archive]).status, 2);
-    fs.rmSync(path.dirname(archive), { recursive: true, force: true });
   });
 });
