@@ -9,7 +9,7 @@ import type { Endpoint } from './endpoint';
 import { RemoteEndpoint } from './remote-endpoint';
 
 export interface TransferOptions {
-  /** Bytes per batch (default 8 MiB; 32 MiB device to data stream without a rate limit or beforeWrite, see RemoteEndpoint.bulkBatchBytes). */
+  /** Bytes per batch (default 8 MiB; 32 MiB between a device and data streams, either way, without a rate limit or beforeWrite, see RemoteEndpoint.bulkBatchBytes). */
   batchBytes?: number;
   /** Batches in flight (default 4). */
   concurrency?: number;

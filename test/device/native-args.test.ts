@@ -79,10 +79,10 @@ describe('native arguments: no unchecked double → integer casts', () => {
     });
     for (const [, extents, message] of EXTENT_CASES) {
       const m = new RegExp(message.source.replace('argument 2', 'argument 6'));
-      throwsLike(() => bulk.sendExtents(0, key, 0, 1, fd, file, extents, 0, false), RangeError, m);
+      throwsLike(() => bulk.sendExtents(0, key, 0, 1, fd, file, extents, 0, 1), RangeError, m);
       throwsLike(() => bulk.recvExtents(0, key, 0, 1, fd, file, extents, false), RangeError, m);
     }
-    throwsLike(() => bulk.sendExtents(-1, key, 0, 1, fd, file, ext(0, 4096), 0, false), RangeError, /sock \(argument 0\) must be an integer from 0/);
+    throwsLike(() => bulk.sendExtents(-1, key, 0, 1, fd, file, ext(0, 4096), 0, 1), RangeError, /sock \(argument 0\) must be an integer from 0/);
     throwsLike(() => bulk.recvExtents(0, key, 1.5, 1, fd, file, ext(0, 4096), false), RangeError, /seq \(argument 2\) must be an integer/);
     throwsLike(() => bulk.recvExtents(0, key, 0, 2 ** 32, fd, file, ext(0, 4096), false), RangeError, /id \(argument 3\) must be an integer from 0 to 4294967295/);
     throwsLike(() => bulk.recvExtents(0, key, 0, 1, fd + 0.5, file, ext(0, 4096), false), RangeError, /fd \(argument 4\) must be an integer/);

@@ -197,6 +197,23 @@ describe('transport: bulk data streams', function () {
     assert.deepEqual(await sizes({ streams: 2 }, true), Array(SIZE / (8 * MiB)).fill(8 * MiB));
   });
 
+  it('closes the data streams that opened when another one is refused: no descriptor is left behind', async () => {
+    const s = await serve(randomBytes(SIZE));
+    const fds = (): number => fs.readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const remote = await connectPeer({ host: '127.0.0.1', port: s.port, psk: PSK, streams: 3 });
+    // The agent turns stream 1 away; 0 and 2 open.
+    const session = (agent as unknown as { active: { admits(t: unknown, i: unknown): boolean } }).active;
+    const admits = session.admits.bind(session);
+    session.admits = (t, i) => i !== 1 && admits(t, i);
+    const local = await LocalEndpoint.open(file(dir, 'local.img', randomBytes(SIZE)), { write: true, plain: true });
+    await assert.rejects(transferExtents(local, remote, [[0, MiB]]), /refused|closed|ECONNRESET|data stream/);
+    await remote.close();
+    await local.close();
+    for (let i = 0; i < 100 && fds() > before; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(fds(), before, 'every socket the client opened is closed again');
+  });
+
   it('keeps block data on the control connection with streams: 0', async () => {
     const s = await serve(randomBytes(SIZE));
     const local = await LocalEndpoint.open(file(dir, 'local.img', randomBytes(SIZE)), { write: true, plain: true });
@@ -326,6 +343,26 @@ describe('transport: bulk data streams', function () {
         assert.ok(got.subarray(3 * MiB, 3 * MiB + 64 * 1024).equals(Buffer.alloc(64 * 1024)), 'the altered record was not');
       } finally {
         p.close();
+      }
+    });
+
+    it('refuses a compressed record that claims to be longer than its plain text, before allocating or opening it', async () => {
+      for (const cipherBytes of [512 * 1024, 2 ** 30 - 16]) {
+        const p = await socketPair();
+        try {
+          // A forged header needs no key: magic 'BSB1', kind 2 (zstd), sequence 0, batch 7, lengths.
+          const h = Buffer.alloc(32);
+          h.writeUInt32LE(0x31425342, 0);
+          h[4] = 2;
+          h.writeUInt32LE(7, 16);
+          h.writeUInt32LE(cipherBytes, 20);
+          h.writeUInt32LE(512 * 1024, 24);
+          fs.writeSync(p.a, h);
+          await assert.rejects(recv(p.b, 0), (e: NodeJS.ErrnoException) => e.code === 'EPROTO' && /does not fit/.test(e.message));
+          assert.ok(untouched());
+        } finally {
+          p.close();
+        }
       }
     });
 
