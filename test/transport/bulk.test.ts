@@ -211,7 +211,8 @@ describe('transport: bulk data streams', function () {
     await remote.close();
     await local.close();
     for (let i = 0; i < 100 && fds() > before; i++) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(fds(), before, 'every socket the client opened is closed again');
+    // At most as many as before: an earlier test's descriptor may close meanwhile; none of ours may stay open.
+    assert.ok(fds() <= before, `every socket the client opened is closed again (${fds()} descriptors, ${before} before)`);
   });
 
   it('keeps block data on the control connection with streams: 0', async () => {
