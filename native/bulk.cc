@@ -286,7 +286,7 @@ struct ZstdFree {
 using ZstdC = std::unique_ptr<ZSTD_CCtx, ZstdFree>;
 using ZstdD = std::unique_ptr<ZSTD_DCtx, ZstdFree>;
 
-// Device I/O for a batch: extents back to back in one aligned buffer. A
+// Device I/O for a batch or one of its records: extents back to back in one aligned buffer. A
 // piece that is not sector-aligned in the buffer goes through a bounce slice.
 struct Device {
   int fd;
@@ -406,7 +406,7 @@ void Call::Done(Napi::Env env, Napi::Function, std::nullptr_t*, Call* c) {
   delete c;
 }
 
-// sendExtents(sock, key, seq, id, fd, path, extents, zstdLevel) -> { wire }: the batch as
+// sendExtents(sock, key, seq, id, fd, path, extents, zstdLevel, records) -> { wire }: the batch as
 // Records(extents), sequence numbers seq, seq+1, ...; each record read, compressed when that
 // pays, sealed and sent before the next is read.
 class SendExtents : public Call {
@@ -454,7 +454,7 @@ class SendExtents : public Call {
   uint64_t records_;
 };
 
-// recvExtents(sock, key, seq, id, fd, path, extents, verify) -> { wire, verified? }: receives
+// recvExtents(sock, key, seq, id, fd, path, extents, verify, records) -> { wire, verified? }: receives
 // the records sendExtents made of the same extents and writes each only after its own tag held.
 // With verify, each record's extents are then read back from the device into another buffer
 // (O_DIRECT: from the device, not from a cache) and compared with what was written: the bytes

@@ -29,9 +29,8 @@ import type { TokenBucket } from './rate-limit';
 /** The ALPN name a data stream's TLS handshake carries: the agent tells streams from control connections by it. */
 export const BULK_ALPN = 'drbd-bisync-bulk/2'; // 2: a batch is several records (bulk.cc kRecordBytes)
 const EXPORTER_LABEL = 'EXPORTER-drbd-bisync-bulk';
-/** Records per key before it moves to the next epoch (far below AES-GCM's limits for 1 GiB records). */
-const RECORDS_PER_KEY = 2 ** 20;
-export { RECORDS_PER_KEY };
+/** Records per key before it moves to the next epoch (far below AES-GCM's limits for 512 KiB records). */
+export const RECORDS_PER_KEY = 2 ** 20;
 /** Largest stream hello or answer. */
 const MAX_MESSAGE = 4096;
 
@@ -65,10 +64,6 @@ interface NativeBulk {
   recvMessage(sock: number, key: Buffer, seq: number, id: number, maxBytes: number): Promise<NativeResult & { message: Buffer }>;
 }
 const nb = (native as unknown as { bulk: NativeBulk }).bulk;
-
-function epochKey(base: Buffer, epoch: number): Buffer {
-  return Buffer.from(hkdfSync('sha256', base, Buffer.alloc(0), `drbd-bisync bulk epoch ${epoch}`, 32));
-}
 
 /** How many records the native side makes of a batch of `bytes` (see Records() in bulk.cc). */
 function recordsOf(bytes: number): number {
@@ -116,11 +111,9 @@ export class Lane {
   private key: Buffer;
   private queue: Promise<unknown> = Promise.resolve();
 
-  /** `seq` other than 0 only in tests, to start near a key boundary. */
+  /** `seq` other than 0 only in tests, to start near a key boundary (next() derives that epoch's key). */
   constructor(private readonly base: Buffer, private seq = 0) {
     this.key = base;
-    this.epoch = Math.floor(seq / RECORDS_PER_KEY);
-    if (this.epoch) this.key = epochKey(base, this.epoch);
   }
 
   /**
@@ -136,7 +129,7 @@ export class Lane {
       const epoch = Math.floor(seq / RECORDS_PER_KEY);
       if (epoch !== this.epoch) {
         this.epoch = epoch;
-        this.key = epochKey(this.base, epoch);
+        this.key = Buffer.from(hkdfSync('sha256', this.base, Buffer.alloc(0), `drbd-bisync bulk epoch ${epoch}`, 32));
       }
       return op(this.key, seq);
     });
@@ -199,7 +192,7 @@ export class BulkStream {
     });
   }
 
-  /** Reads extents from the device and sends them as one record (zstd first when level > 0). */
+  /** Reads extents from the device and sends them as the batch's records (each through zstd first when level > 0). */
   send(id: number, device: BlockDevice, extents: Extent[], bytes: number, level: number, rate: TokenBucket | null): Promise<void> {
     device.checkBatch(extents, 'gather');
     const records = recordsOf(bytes);

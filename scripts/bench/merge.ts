@@ -10,12 +10,11 @@ import * as path from 'node:path';
 import { BlockDevice } from '../../lib/device/block-device';
 import { copyExtents } from '../../lib/device/compare';
 import { Extent, totalBytes } from '../../lib/device/extent';
-import { native } from '../../lib/native/binding';
 import { defaultStreams } from '../../lib/transport/bulk';
 import { NetnsPair, createNetnsPair, netnsUnavailable } from '../netns';
 import { startServe } from '../serve-process';
 import { makePair, spreadRanges, splitBrainStates } from '../split-brain';
-import { startNode } from './transport';
+import { nb as benchNative, startNode } from './transport';
 import { type BenchRow, median, systemBusySeconds } from './types';
 
 const CLI = path.join(__dirname, '..', '..', 'lib', 'cli', 'main.js');
@@ -149,7 +148,7 @@ async function measureFloor(local: string, peer: string, a: Extent[], b: Extent[
   } finally {
     await Promise.all([L.close(), P.close()]);
   }
-  const c = (native as unknown as { bulk: { cipherCost(bytes: number): { seal: number; open: number } } }).bulk.cipherCost(moved);
+  const c = benchNative.cipherCost(moved);
   const server = startNode(net.b.ns, ['native-tcp-server', '--host', net.b.address, '--bytes', String(moved / 2)]);
   let socket: number;
   try {

@@ -240,7 +240,6 @@ async function measure(lab: Lab, oBytes: number, sBytes: number): Promise<BenchR
   ];
 }
 
-
 export async function run(): Promise<BenchRow[]> {
   const why = labUnavailable();
   if (why) return [{ area: 'online', measure: 'online merge on the DRBD lab', ours: `skipped: ${why}`, limit: '-', target: '-', met: null }];
