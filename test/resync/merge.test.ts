@@ -18,6 +18,12 @@ import { Pair, drbdmetaView, overlay, readAll, readRange, setupPair } from '../h
 
 const SIZE = 24 << 20;
 
+/** A split brain whose two sides wrote apart (never the same block), so the merge has no conflict to stop at. */
+function writtenApart(): ReturnType<typeof splitBrainStates> {
+  const a = randomRanges(SIZE / 2, 4, 4);
+  return splitBrainStates(a, randomRanges(SIZE - (1 << 20), 4, 4, a));
+}
+
 async function runMerge(p: Pair, opts: ConstructorParameters<typeof Merge>[2] = {}) {
   const local = await LocalEndpoint.open(p.local, { write: !opts.dryRun });
   const peer = await LocalEndpoint.open(p.peer, { write: !opts.dryRun });
@@ -273,7 +279,7 @@ describe('merge (two devices on one host)', function () {
     const args = ['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--journal', path.join(p.dir, 'j.json')];
     assert.equal(cli(args, { env: { DRBD_BISYNC_FAILPOINT: 'before-finalize' } }).signal, 'SIGKILL');
     // A new split brain on the same devices; the old journal must not finalise it.
-    await makePair(p.local, p.peer, splitBrainStates(randomRanges(SIZE / 2, 4, 4), randomRanges(SIZE / 2, 4, 4)));
+    await makePair(p.local, p.peer, writtenApart());
     const [l, r] = [readAll(p.local), readAll(p.peer)];
     const again = cli(args);
     assert.notEqual(again.status, 0, again.stdout);
@@ -352,7 +358,7 @@ describe('merge (two devices on one host)', function () {
   });
 
   it('leaves the meta-data untouched when the peer\'s UUIDs changed between plan and finalize', async () => {
-    p = await setupPair(SIZE, splitBrainStates(randomRanges(SIZE / 2, 4, 4), randomRanges(SIZE - (1 << 20), 4, 4)));
+    p = await setupPair(SIZE, writtenApart());
     const [lv, pv] = [drbdmetaView(p.local), drbdmetaView(p.peer)];
     const local = await LocalEndpoint.open(p.local, { write: true });
     const peer = await LocalEndpoint.open(p.peer, { write: true });
@@ -375,7 +381,7 @@ describe('merge (two devices on one host)', function () {
 
   it('finds its default journal again when the device is named by another path', async function () {
     requires(this, 'root');
-    p = await setupPair(SIZE, splitBrainStates(randomRanges(SIZE / 2, 4, 4), randomRanges(SIZE - (1 << 20), 4, 4)));
+    p = await setupPair(SIZE, writtenApart());
     const alias = path.join(p.dir, 'alias.img');
     fs.symlinkSync(p.local, alias);
     const journal = `/var/lib/drbd-bisync/${p.local.replace(/^\/+/, '').replace(/[^A-Za-z0-9._-]+/g, '_')}.journal.json`;
