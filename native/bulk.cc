@@ -65,8 +65,7 @@ class BufferPool {
           return std::move(s.p);
         }
     }
-    *cap = sys::AlignUp(std::max<size_t>(n, kRecordBytes + sys::kAlign), 1u << 20);  // 1 MiB: a record and its slack
-    return sys::AllocAligned(*cap);
+    return sys::AllocHuge(std::max<size_t>(n, kRecordBytes + sys::kAlign), cap);  // 2 MiB: a record and its slack
   }
   void Give(sys::AlignedPtr p, size_t cap) {
     if (!p || cap > kKeep) return;  // an odd large one is freed, not kept for the agent's lifetime

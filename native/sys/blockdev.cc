@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -223,6 +224,15 @@ void AlignedFree::operator()(void* p) const { free(p); }
 AlignedPtr AllocAligned(size_t n) {
   void* p = nullptr;
   if (posix_memalign(&p, kAlign, n ? n : kAlign) != 0) return AlignedPtr(nullptr);
+  return AlignedPtr(static_cast<uint8_t*>(p));
+}
+
+AlignedPtr AllocHuge(size_t n, size_t* cap) {
+  constexpr size_t kHuge = 2u << 20;
+  *cap = AlignUp(n ? n : 1, kHuge);
+  void* p = nullptr;
+  if (posix_memalign(&p, kHuge, *cap) != 0) return AlignedPtr(nullptr);
+  madvise(p, *cap, MADV_HUGEPAGE);  // advice only: without THP the buffer still works, in small pages
   return AlignedPtr(static_cast<uint8_t*>(p));
 }
 
