@@ -14,6 +14,7 @@
         "native/addon.cc",
         "native/errors.cc",
         "native/sys/blockdev.cc",
+        "native/sys/aio.cc",
         "native/device.cc",
         "native/extents.cc",
         "native/extent_ops.cc",
