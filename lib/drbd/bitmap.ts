@@ -27,33 +27,39 @@ export interface ScanResult {
 
 /** Byte extents of the set bits of one slot, coalesced and ascending, clipped to dataSize. */
 export async function* scanSlot(dev: BlockDevice, g: SlotGeometry, slot: number, stats?: { bitsSet: number }): AsyncGenerator<Extent> {
+  for await (const chunk of scanSlotChunks(dev, g, slot, stats)) yield* chunk;
+}
+
+/**
+ * scanSlot a native call's worth at a time: one await per 4 Mi bits instead of one per run,
+ * which a scattered split brain's tens of thousands of runs made the larger cost of reading a
+ * bitmap. A run split across two calls is joined before it is handed out.
+ */
+export async function* scanSlotChunks(dev: BlockDevice, g: SlotGeometry, slot: number, stats?: { bitsSet: number }): AsyncGenerator<Extent[]> {
   const calls = function* (): Generator<number> {
     for (let w = 0; w < g.wordsPerSlot; w += WORDS_PER_CALL) yield w;
   };
   const run = (first: number): Promise<{ runs: Float64Array; bitsSet: number }> =>
     dev.track(nb.bitmapScan(dev.handle('bitmap scan'), dev.path, g.bmStart, g.maxPeers, slot, first, Math.min(WORDS_PER_CALL, g.wordsPerSlot - first), g.nBits));
   const B = g.bytesPerBit;
-  const bytes = async function* (): AsyncGenerator<Extent> {
-    for await (const [, r] of pipelined(calls(), run, { concurrency: 2 })) {
-      if (stats) stats.bitsSet += r.bitsSet;
-      const a = r.runs;
-      for (let i = 0; i < a.length; i += 2) {
-        const off = a[i] * B;
-        const len = Math.min(a[i + 1] * B, g.dataSize - off);
-        if (len > 0) yield [off, len];
+  let cur: [number, number] | undefined; // the last run so far: the next call's first may continue it
+  for await (const [, r] of pipelined(calls(), run, { concurrency: 2 })) {
+    if (stats) stats.bitsSet += r.bitsSet;
+    const out: Extent[] = [];
+    const a = r.runs;
+    for (let i = 0; i < a.length; i += 2) {
+      const off = a[i] * B;
+      const len = Math.min(a[i + 1] * B, g.dataSize - off);
+      if (len <= 0) continue;
+      if (cur && off <= cur[0] + cur[1]) cur[1] = Math.max(cur[0] + cur[1], off + len) - cur[0];
+      else {
+        if (cur) out.push(cur);
+        cur = [off, len];
       }
     }
-  };
-  // Runs split across calls are adjacent: coalesce them (lazily, as a stream).
-  let cur: [number, number] | undefined;
-  for await (const e of bytes()) {
-    if (cur && e[0] <= cur[0] + cur[1]) cur[1] = Math.max(cur[0] + cur[1], e[0] + e[1]) - cur[0];
-    else {
-      if (cur) yield cur;
-      cur = [e[0], e[1]];
-    }
+    if (out.length) yield out;
   }
-  if (cur) yield cur;
+  if (cur) yield [cur];
 }
 
 /** Bit ranges [first, end) of the blocks wholly inside the extents (rounded inwards), clipped to nBits. */

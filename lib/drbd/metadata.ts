@@ -4,7 +4,7 @@ import { BisyncError, ErrorCode } from '../device/errors';
 import { Extent, checkExtent, normalize, subtract, totalBytes, union } from '../device/extent';
 import { mdFailpoint } from './failpoint';
 import { AL_EXTENT_SIZE, alByteExtents, initializedAl, readAl, replayAl } from './activity-log';
-import { SlotGeometry, bitRanges, editBitmap, innerBitRanges, scanSlot } from './bitmap';
+import { SlotGeometry, bitRanges, editBitmap, innerBitRanges, scanSlot, scanSlotChunks } from './bitmap';
 import { Index, Layout, MAGIC, MDF, MDF_PEER, Superblock, bad, decodeSuperblock, encodeSuperblock, layoutOf, superblockOffset, SUPERBLOCK_SIZE, PEERS_MAX } from './superblock';
 import type { MetadataFlags, MetadataFormat, MetadataPlacement, MetadataReport, MetadataUpdate, PeerSlotReport } from './types';
 import { formatUuid, parseUuid } from './uuid';
@@ -136,9 +136,17 @@ export class DrbdMetadata {
 
   /** Coalesced byte extents of the set bits, ascending, clipped to dataSize. */
   bitmapExtents(peerNodeId?: number): AsyncIterable<Extent> {
+    return scanSlot(this.metaDevice, this.geometry(), this.bitmapSlot(peerNodeId));
+  }
+
+  private bitmapChunks(peerNodeId?: number): AsyncIterable<Extent[]> {
+    return scanSlotChunks(this.metaDevice, this.geometry(), this.bitmapSlot(peerNodeId));
+  }
+
+  private bitmapSlot(peerNodeId?: number): number {
     const slot = this.slotOf(peerNodeId, 'bitmap');
     if (slot === undefined) throw bad(`peer ${peerNodeId ?? this.defaultPeer} has no bitmap slot in the meta-data at ${this.where()}`);
-    return scanSlot(this.metaDevice, this.geometry(), slot);
+    return slot;
   }
 
   /**
@@ -173,7 +181,7 @@ export class DrbdMetadata {
   async changes(peerNodeId?: number, opts: { live?: boolean } = {}): Promise<{ changes: Extent[]; doubt: Extent[] }> {
     if (this.needsFullSync(peerNodeId)) return { changes: this.dataSize > 0 ? [[0, this.dataSize]] : [], doubt: [] };
     const bm: Extent[] = [];
-    for await (const e of this.bitmapExtents(peerNodeId)) bm.push(e);
+    for await (const chunk of this.bitmapChunks(peerNodeId)) for (const e of chunk) bm.push(e);
     const al = await this.alExtents(opts);
     if (!al.length) return { changes: bm, doubt: [] };
     return { changes: [...union(bm, al)], doubt: opts.live ? [...subtract(al, bm)] : [] };
@@ -231,9 +239,9 @@ export class DrbdMetadata {
       const stats = { bitsSet: 0 };
       const extents: Extent[] = [];
       let bytes = 0;
-      for await (const e of scanSlot(this.metaDevice, geo, slot, stats)) {
-        bytes += e[1];
-        if (keep) extents.push(e);
+      for await (const chunk of scanSlotChunks(this.metaDevice, geo, slot, stats)) {
+        for (const e of chunk) bytes += e[1];
+        if (keep) for (const e of chunk) extents.push(e);
       }
       return { bitsSet: stats.bitsSet, extents, bytes };
     };

@@ -147,6 +147,32 @@ describe('drbd decoder properties', function () {
       );
     });
 
+    it('scanSlot joins a run that one native scan ends and the next begins (every 4 Mi bits)', async () => {
+      const edge = 2 ** 17 * 32; // the first bit of the second scan
+      const nBits = edge + 1000;
+      const wordsPerSlot = Math.ceil(nBits / 64) * 2;
+      const area = Buffer.alloc(Math.ceil((wordsPerSlot * 4) / 4096) * 4096);
+      const set = (from: number, to: number): void => {
+        for (let n = from; n < to; n++) area[n >>> 3] |= 1 << (n & 7);
+      };
+      set(5, 6);
+      set(edge - 10, edge + 10);
+      set(nBits - 1, nBits);
+      const file = path.join(dir, 'bm-edge.img');
+      fs.writeFileSync(file, Buffer.concat([Buffer.alloc(4096), area]));
+      const dev = await BlockDevice.open(file);
+      try {
+        const g: SlotGeometry = { bmStart: 4096, maxPeers: 1, nBits, wordsPerSlot, bytesPerBit: 4096, dataSize: nBits * 4096 };
+        const stats = { bitsSet: 0 };
+        const got: Extent[] = [];
+        for await (const e of scanSlot(dev, g, 0, stats)) got.push(e);
+        assert.deepEqual(got, [[5 * 4096, 4096], [(edge - 10) * 4096, 20 * 4096], [(nBits - 1) * 4096, 4096]]);
+        assert.equal(stats.bitsSet, 22);
+      } finally {
+        await dev.close();
+      }
+    });
+
     it('editBitmap clears and sets one slot without touching the others', async function () {
       await fc.assert(
         fc.asyncProperty(
