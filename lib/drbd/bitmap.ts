@@ -119,7 +119,9 @@ export async function editBitmap(dev: BlockDevice, g: SlotGeometry, edit: BitEdi
     const len = Math.ceil((words * group) / 4096) * 4096;
     const buf = await dev.read(pos, len);
     if (buf.length < words * group) throw new RangeError(`bitmap chunk at ${pos} is past the end of '${dev.path}'`);
-    for (const s of edit.clearSlots) for (let k = 0; k < words; k++) buf.writeUInt32LE(0, (k * g.maxPeers + s) * 4);
+    // One slot (v08, or a v09 with one peer) is the whole chunk: a fill, not a call per word.
+    if (g.maxPeers === 1 && edit.clearSlots.length) buf.fill(0, 0, words * 4);
+    else for (const s of edit.clearSlots) for (let k = 0; k < words; k++) buf.writeUInt32LE(0, (k * g.maxPeers + s) * 4);
     const bitLo = w0 * 32;
     const bitHi = (w0 + words) * 32;
     while (q < clear.length && clear[q][1] <= bitLo) q++;
