@@ -33,7 +33,6 @@
 
 #include "errors.h"
 #include "extents.h"
-#include "sys/aio.h"
 #include "sys/blockdev.h"
 
 namespace bisync {
@@ -323,64 +322,6 @@ std::vector<Device> Records(const Device& d) {
   return out;
 }
 
-// An extent in whole aligned blocks at an aligned place in the record's buffer moves straight
-// between buffer and device, and all of a record's such extents move together (sys::RunAio);
-// the others go through a bounce buffer one at a time. Nothing is read past an extent's end,
-// so the reads may land in any order.
-bool Whole(size_t pos, const Extent& x) { return pos % sys::kAlign == 0 && x.off % sys::kAlign == 0 && x.len % sys::kAlign == 0; }
-
-// Runs the record's whole-block extents together when there are several (one needs no
-// submission); what did not complete in full is redone one call at a time by the caller,
-// which also gives the error a single call would.
-std::vector<sys::Io> RunWhole(const Device& d, const uint8_t* buf, bool write) {
-  std::vector<sys::Io> ios;
-  size_t pos = 0;
-  for (const Extent& x : d.x) {
-    if (Whole(pos, x)) ios.push_back({const_cast<uint8_t*>(buf) + pos, static_cast<size_t>(x.len), x.off});
-    pos += x.len;
-  }
-  if (ios.size() > 1) sys::RunAio(d.fd, write, ios);
-  return ios;
-}
-
-bool GatherInto(Device& d, uint8_t* buf, SysError* err) {
-  std::vector<sys::Io> ios = RunWhole(d, buf, false);
-  size_t pos = 0, k = 0;
-  PooledBuffer bounce;  // one for all unaligned extents, as in ScatterFrom: Get() reuses it
-  for (const Extent& x : d.x) {
-    if (Whole(pos, x)) {
-      if (ios[k++].res != static_cast<int64_t>(x.len) && !ReadExact(d.fd, d.path, buf + pos, x.len, x.off, err)) return false;
-    } else {
-      if (!bounce.Get(sys::AlignUp(x.len, sys::kAlign))) { err->Set(ENOMEM, "posix_memalign"); return false; }
-      if (!ReadExact(d.fd, d.path, bounce.data(), x.len, x.off, err)) return false;
-      memcpy(buf + pos, bounce.data(), x.len);
-    }
-    pos += x.len;
-  }
-  return true;
-}
-
-bool ScatterFrom(Device& d, const uint8_t* buf, SysError* err) {
-  std::vector<sys::Io> ios = RunWhole(d, buf, true);
-  size_t pos = 0, k = 0;
-  PooledBuffer bounce;
-  for (const Extent& x : d.x) {
-    const uint8_t* p = buf + pos;
-    if (Whole(pos, x)) {
-      if (ios[k++].res != static_cast<int64_t>(x.len) && !WriteAll(d.fd, d.path, p, x.len, x.off, err)) return false;
-    } else {
-      if (pos % sys::kAlign != 0) {
-        if (!bounce.Get(x.len)) { err->Set(ENOMEM, "posix_memalign"); return false; }
-        memcpy(bounce.data(), p, x.len);
-        p = bounce.data();
-      }
-      if (!WriteAll(d.fd, d.path, p, x.len, x.off, err)) return false;
-    }
-    pos += x.len;
-  }
-  return true;
-}
-
 // The JS face of an Op: a promise, the values it keeps alive, and its thread.
 class Call : public Op {
  public:
@@ -459,7 +400,7 @@ class SendExtents : public Call {
     const uint64_t n = rec.Total();
     {
       Charge c(&cpu[kRead]);
-      if (!GatherInto(rec, buf.data(), &err_)) return false;
+      if (!GatherInto(rec.fd, rec.path, rec.x, buf.data(), &err_)) return false;
     }
     if (cctx && n >= 4096) {
       const size_t bound = ZSTD_compressBound(n);
@@ -524,13 +465,13 @@ class RecvExtents : public Call {
   }
   bool Write(Device& rec, const uint8_t* buf) {
     Charge c(&cpu[kWrite]);
-    return ScatterFrom(rec, buf, &err_);
+    return ScatterFrom(rec.fd, rec.path, rec.x, buf, &err_);
   }
   bool Verify(Device& rec, const uint8_t* written, uint64_t total, PooledBuffer& back) {
     if (!verify_) return true;
     Charge c(&cpu[kVerify]);
     if (!back.Get(total + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
-    if (!GatherInto(rec, back.data(), &err_)) return false;
+    if (!GatherInto(rec.fd, rec.path, rec.x, back.data(), &err_)) return false;
     if (memcmp(back.data(), written, total) != 0) {
       uint64_t pos = 0;
       while (back.data()[pos] == written[pos]) pos++;

@@ -57,9 +57,9 @@ uint8_t* ScratchBuffer(int slot) {
   return bufs[slot].get();
 }
 
-// Whole reads into the side's scratch buffer, whole writes, errors naming its device.
-bool ReadExact(Side& s, uint64_t off, size_t len, SysError* err) { return ReadExact(s.fd, s.path, s.buf, len, off, err); }
-bool WriteAll(Side& s, const uint8_t* p, size_t len, uint64_t off, SysError* err) { return WriteAll(s.fd, s.path, p, len, off, err); }
+// A window's pieces read into the side's scratch buffer back to back, or written from it.
+bool Gather(Side& s, const std::vector<Extent>& w, SysError* err) { return GatherInto(s.fd, s.path, w, s.buf, err); }
+bool Scatter(Side& s, const std::vector<Extent>& w, SysError* err) { return ScatterFrom(s.fd, s.path, w, s.buf, err); }
 
 // Calls fn(offset, length) for every chunk of every extent; chunks hold
 // whole blocks, so a block never straddles two reads.
@@ -73,6 +73,26 @@ bool ForEachChunk(const std::vector<Extent>& extents, uint32_t blockSize, Fn fn)
       done += n;
     }
   return true;
+}
+
+// ForEachChunk's pieces, consecutive ones grouped into windows of at most maxBytes: a window is
+// read or written as one gather (GatherInto), so scattered small extents reach the device as a
+// queue; a piece as large as the window is a window of its own, read as before.
+template <typename Fn>
+bool ForEachWindow(const std::vector<Extent>& extents, uint32_t blockSize, size_t maxBytes, Fn fn) {
+  std::vector<Extent> w;
+  size_t bytes = 0;
+  const bool ok = ForEachChunk(extents, blockSize, [&](uint64_t off, size_t n) {
+    if (bytes + n > maxBytes && !w.empty()) {
+      if (!fn(w, bytes)) return false;
+      w.clear();
+      bytes = 0;
+    }
+    w.push_back({off, n});
+    bytes += n;
+    return true;
+  });
+  return ok && (w.empty() || fn(w, bytes));
 }
 
 Side MakeSide(const Napi::CallbackInfo& info, size_t i) {
@@ -101,14 +121,18 @@ class HashWorker : public PromiseWorker {
       : PromiseWorker(env, "bisync:hash"), s_(std::move(s)), x_(std::move(x)), bs_(bs) {}
   bool Run() override {
     if (!CheckBlockSize(bs_, &err_) || !Allocate(s_, &err_)) return false;
-    return ForEachChunk(x_, bs_, [&](uint64_t off, size_t n) {
-      if (!ReadExact(s_, off, n, &err_)) return false;
-      for (size_t b = 0; b < n; b += bs_) {
-        const size_t len = std::min<size_t>(bs_, n - b);
-        XXH128_canonical_t c;
-        XXH128_canonicalFromHash(&c, XXH3_128bits(s_.buf + b, len));
-        digests_.insert(digests_.end(), c.digest, c.digest + sizeof c.digest);
-        zero_.push_back(IsZero(s_.buf + b, len) ? 1 : 0);
+    return ForEachWindow(x_, bs_, std::max<size_t>(kChunk, bs_), [&](const std::vector<Extent>& w, size_t) {
+      if (!Gather(s_, w, &err_)) return false;
+      const uint8_t* p = s_.buf;
+      for (const Extent& piece : w) {
+        for (size_t b = 0; b < piece.len; b += bs_) {
+          const size_t len = std::min<size_t>(bs_, piece.len - b);
+          XXH128_canonical_t c;
+          XXH128_canonicalFromHash(&c, XXH3_128bits(p + b, len));
+          digests_.insert(digests_.end(), c.digest, c.digest + sizeof c.digest);
+          zero_.push_back(IsZero(p + b, len) ? 1 : 0);
+        }
+        p += piece.len;
       }
       return true;
     });
@@ -134,13 +158,17 @@ class CompareWorker : public PromiseWorker {
       : PromiseWorker(env, "bisync:compare"), a_(std::move(a)), b_(std::move(b)), x_(std::move(x)), bs_(bs) {}
   bool Run() override {
     if (!CheckBlockSize(bs_, &err_) || !Allocate(a_, &err_) || !Allocate(b_, &err_, 1)) return false;
-    return ForEachChunk(x_, bs_, [&](uint64_t off, size_t n) {
-      if (!ReadExact(a_, off, n, &err_) || !ReadExact(b_, off, n, &err_)) return false;
+    return ForEachWindow(x_, bs_, std::max<size_t>(kChunk, bs_), [&](const std::vector<Extent>& w, size_t) {
+      if (!Gather(a_, w, &err_) || !Gather(b_, w, &err_)) return false;
       // One pass, block by block: a whole-chunk memcmp first would scan a
       // differing chunk twice.
-      for (size_t b = 0; b < n; b += bs_) {
-        const size_t len = std::min<size_t>(bs_, n - b);
-        if (memcmp(a_.buf + b, b_.buf + b, len) != 0) AppendCoalesced(&diff_, off + b, len);
+      size_t pos = 0;
+      for (const Extent& piece : w) {
+        for (size_t b = 0; b < piece.len; b += bs_) {
+          const size_t len = std::min<size_t>(bs_, piece.len - b);
+          if (memcmp(a_.buf + pos + b, b_.buf + pos + b, len) != 0) AppendCoalesced(&diff_, piece.off + b, len);
+        }
+        pos += piece.len;
       }
       return true;
     });
@@ -161,8 +189,8 @@ class CopyWorker : public PromiseWorker {
       : PromiseWorker(env, "bisync:copy"), src_(std::move(src)), dst_(std::move(dst)), x_(std::move(x)) {}
   bool Run() override {
     if (!Allocate(src_, &err_)) return false;
-    return ForEachChunk(x_, kMaxBlock, [&](uint64_t off, size_t n) {
-      if (!ReadExact(src_, off, n, &err_) || !WriteAll(dst_, src_.buf, n, off, &err_)) return false;
+    return ForEachWindow(x_, kMaxBlock, kMaxBlock, [&](const std::vector<Extent>& w, size_t n) {
+      if (!Gather(src_, w, &err_) || !ScatterFrom(dst_.fd, dst_.path, w, src_.buf, &err_)) return false;
       bytes_ += n;
       return true;
     });
@@ -185,12 +213,12 @@ class GatherScatterWorker : public PromiseWorker {
   bool Run() override {
     if (!Allocate(s_, &err_)) return false;
     size_t pos = 0;
-    return ForEachChunk(x_, kMaxBlock, [&](uint64_t off, size_t n) {
+    return ForEachWindow(x_, kMaxBlock, kMaxBlock, [&](const std::vector<Extent>& w, size_t n) {
       if (write_) {
         memcpy(s_.buf, data_ + pos, n);
-        if (!WriteAll(s_, s_.buf, n, off, &err_)) return false;
+        if (!Scatter(s_, w, &err_)) return false;
       } else {
-        if (!ReadExact(s_, off, n, &err_)) return false;
+        if (!Gather(s_, w, &err_)) return false;
         memcpy(data_ + pos, s_.buf, n);
       }
       pos += n;

@@ -1,5 +1,8 @@
 #include "extents.h"
 
+#include <string.h>
+
+#include "sys/aio.h"
 #include "sys/blockdev.h"
 
 namespace bisync {
@@ -47,6 +50,77 @@ bool WriteAll(int fd, const std::string& path, const uint8_t* p, size_t len, uin
   err->Set(e.code, e.syscall);
   err->path = path;
   return false;
+}
+
+namespace {
+
+bool Whole(size_t pos, const Extent& x) { return pos % sys::kAlign == 0 && x.off % sys::kAlign == 0 && x.len % sys::kAlign == 0; }
+
+// Runs the whole-block extents together when there are several (one needs no submission).
+std::vector<sys::Io> RunWhole(int fd, const std::vector<Extent>& xs, const uint8_t* buf, bool write) {
+  std::vector<sys::Io> ios;
+  size_t pos = 0;
+  for (const Extent& x : xs) {
+    if (Whole(pos, x)) ios.push_back({const_cast<uint8_t*>(buf) + pos, static_cast<size_t>(x.len), x.off});
+    pos += x.len;
+  }
+  if (ios.size() > 1) sys::RunAio(fd, write, ios);
+  return ios;
+}
+
+// One bounce buffer per call, made on the first extent that needs it and grown as needed.
+struct Bounce {
+  sys::AlignedPtr p;
+  size_t cap = 0;
+  uint8_t* Get(size_t n, SysError* err) {
+    if (cap < n) {
+      p = sys::AllocAligned(n);
+      cap = p ? n : 0;
+    }
+    if (!p) err->Set(ENOMEM, "posix_memalign");
+    return p.get();
+  }
+};
+
+}  // namespace
+
+bool GatherInto(int fd, const std::string& path, const std::vector<Extent>& xs, uint8_t* buf, SysError* err) {
+  const std::vector<sys::Io> ios = RunWhole(fd, xs, buf, false);
+  size_t pos = 0, k = 0;
+  Bounce bounce;
+  for (const Extent& x : xs) {
+    if (Whole(pos, x)) {
+      if (ios[k++].res != static_cast<int64_t>(x.len) && !ReadExact(fd, path, buf + pos, x.len, x.off, err)) return false;
+    } else {
+      uint8_t* b = bounce.Get(sys::AlignUp(x.len, sys::kAlign), err);
+      if (!b || !ReadExact(fd, path, b, x.len, x.off, err)) return false;
+      memcpy(buf + pos, b, x.len);
+    }
+    pos += x.len;
+  }
+  return true;
+}
+
+bool ScatterFrom(int fd, const std::string& path, const std::vector<Extent>& xs, const uint8_t* buf, SysError* err) {
+  const std::vector<sys::Io> ios = RunWhole(fd, xs, buf, true);
+  size_t pos = 0, k = 0;
+  Bounce bounce;
+  for (const Extent& x : xs) {
+    const uint8_t* p = buf + pos;
+    if (Whole(pos, x)) {
+      if (ios[k++].res != static_cast<int64_t>(x.len) && !WriteAll(fd, path, p, x.len, x.off, err)) return false;
+    } else {
+      if (pos % sys::kAlign != 0) {
+        uint8_t* b = bounce.Get(x.len, err);
+        if (!b) return false;
+        memcpy(b, p, x.len);
+        p = b;
+      }
+      if (!WriteAll(fd, path, p, x.len, x.off, err)) return false;
+    }
+    pos += x.len;
+  }
+  return true;
 }
 
 }  // namespace bisync

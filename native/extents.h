@@ -27,4 +27,13 @@ std::vector<Extent> ArgExtents(const Napi::CallbackInfo& info, size_t i);
 bool ReadExact(int fd, const std::string& path, uint8_t* buf, size_t len, uint64_t off, SysError* err);
 bool WriteAll(int fd, const std::string& path, const uint8_t* p, size_t len, uint64_t off, SysError* err);
 
+// Reads the extents back to back into buf (aligned to 4096), or writes
+// buf's bytes to them. Extents of whole aligned blocks at aligned places in buf move between
+// buf and the device together (one Linux AIO submission: a device serves scattered 4 KiB
+// blocks far faster as a queue than one at a time); the others, and whatever the device did
+// not complete in full, one call at a time through a bounce buffer, which also gives the
+// error a single call would. Nothing is read past an extent's end, so reads land in any order.
+bool GatherInto(int fd, const std::string& path, const std::vector<Extent>& x, uint8_t* buf, SysError* err);
+bool ScatterFrom(int fd, const std::string& path, const std::vector<Extent>& x, const uint8_t* buf, SysError* err);
+
 }  // namespace bisync
