@@ -65,7 +65,7 @@ class BufferPool {
           return std::move(s.p);
         }
     }
-    return sys::AllocHuge(std::max<size_t>(n, kRecordBytes + sys::kAlign), cap);  // 2 MiB: a record and its slack
+    return sys::AllocHuge(std::max<size_t>(n, kRecordBytes), cap);  // 2 MiB: holds any record
   }
   void Give(sys::AlignedPtr p, size_t cap) {
     if (!p || cap > kKeep) return;  // an odd large one is freed, not kept for the agent's lifetime
@@ -94,7 +94,7 @@ struct PooledBuffer {
   bool Get(size_t n) {
     if (p && cap >= n) return true;
     Pool().Give(std::move(p), cap);
-    p = Pool().Take(n + sys::kAlign, &cap);
+    p = Pool().Take(n, &cap);
     return p != nullptr;
   }
   ~PooledBuffer() { Pool().Give(std::move(p), cap); }
@@ -285,8 +285,8 @@ struct ZstdFree {
 using ZstdC = std::unique_ptr<ZSTD_CCtx, ZstdFree>;
 using ZstdD = std::unique_ptr<ZSTD_DCtx, ZstdFree>;
 
-// Device I/O for a batch or one of its records: extents back to back in one aligned buffer. A
-// piece that is not sector-aligned in the buffer goes through a bounce slice.
+// Device I/O for a batch or one of its records: extents back to back in one aligned buffer
+// (GatherInto and ScatterFrom, which read nothing past an extent's end: no slack needed).
 struct Device {
   int fd;
   std::string path;
@@ -385,7 +385,7 @@ class SendExtents : public Call {
     std::vector<Device> recs = Records(d_);
     if (!CountsMatch(recs.size(), records_)) return false;
     PooledBuffer buf, z;
-    if (!buf.Get(kRecordBytes + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
+    if (!buf.Get(kRecordBytes)) return Fail(ENOMEM, "posix_memalign");
     ZstdC cctx(level_ > 0 ? ZSTD_createCCtx() : nullptr);
     if (level_ > 0 && !cctx) return Fail(ENOMEM, "ZSTD_createCCtx");
     for (Device& rec : recs) {
@@ -449,10 +449,10 @@ class RecvExtents : public Call {
     size_t n, raw;
     if (!RecvHeader(h, &kind, &n, &raw, total)) return false;
     if (kind == kMessage || raw != total) return Fail(EPROTO, "bulk record", "expected " + std::to_string(total) + " bytes of block data, got a record of " + std::to_string(raw));
-    if (!buf.Get(n + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
+    if (!buf.Get(n)) return Fail(ENOMEM, "posix_memalign");
     if (!RecvAndOpen(h, buf.data(), n)) return false;
     if (kind == kData) return Write(rec, buf.data()) && Verify(rec, buf.data(), total, back);
-    if (!plain.Get(total + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
+    if (!plain.Get(total)) return Fail(ENOMEM, "posix_memalign");
     if (!dctx) dctx.reset(ZSTD_createDCtx());
     if (!dctx) return Fail(ENOMEM, "ZSTD_createDCtx");
     size_t got;
@@ -470,7 +470,7 @@ class RecvExtents : public Call {
   bool Verify(Device& rec, const uint8_t* written, uint64_t total, PooledBuffer& back) {
     if (!verify_) return true;
     Charge c(&cpu[kVerify]);
-    if (!back.Get(total + sys::kAlign)) return Fail(ENOMEM, "posix_memalign");
+    if (!back.Get(total)) return Fail(ENOMEM, "posix_memalign");
     if (!GatherInto(rec.fd, rec.path, rec.x, back.data(), &err_)) return false;
     if (memcmp(back.data(), written, total) != 0) {
       uint64_t pos = 0;

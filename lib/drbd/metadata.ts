@@ -240,8 +240,10 @@ export class DrbdMetadata {
       const extents: Extent[] = [];
       let bytes = 0;
       for await (const chunk of scanSlotChunks(this.metaDevice, geo, slot, stats)) {
-        for (const e of chunk) bytes += e[1];
-        if (keep) for (const e of chunk) extents.push(e);
+        for (const e of chunk) {
+          bytes += e[1];
+          if (keep) extents.push(e);
+        }
       }
       return { bitsSet: stats.bitsSet, extents, bytes };
     };

@@ -82,8 +82,11 @@ export async function plan(local: Endpoint, peer: Endpoint, opts: PlanOptions = 
   const c = classify(uuidsOf(li.metadata!), uuidsOf(pi.metadata!));
   let [localChanges, peerChanges] = await changes;
   const none = { forcedToPeer: [] as Extent[], forcedToLocal: [] as Extent[], forcedToPeerBytes: 0, forcedToLocalBytes: 0, lvm: null, blockers: [] as string[], notes: [] as string[] };
-  const views = c.verdict === 'split-brain' ? await lvm : null;
-  if (c.verdict === 'split-brain') none.notes.push(...lvmNotes);
+  let views: Awaited<typeof lvm> = null;
+  if (c.verdict === 'split-brain') {
+    views = await lvm;
+    none.notes.push(...lvmNotes);
+  }
   if (views) localChanges = await settleDoubt(local, localChanges, views.local, opts, none.notes);
   const base = {
     ...c,
