@@ -81,9 +81,21 @@ export async function createMd(lab: Lab): Promise<void> {
   await Promise.all(lab.nodes.map((g) => g.ok(`${drbdadm(`-- --force create-md ${RESOURCE}`)} 2>&1`)));
 }
 
+/** drbdadm's own give-up when a drbdsetup child is slow: an emulator stall, not a DRBD answer. */
+const DRBDSETUP_STALL = /did not terminate within \d+ seconds/;
+
 export async function up(g: Guest): Promise<void> {
   // The host may have rewritten the backing disk: drop what the guest cached of it.
-  await g.ok(`blockdev --flushbufs ${BACKING}; echo 3 > /proc/sys/vm/drop_caches; ${drbdadm(`up ${RESOURCE}`)}`);
+  const script = `blockdev --flushbufs ${BACKING}; echo 3 > /proc/sys/vm/drop_caches; ${drbdadm(`up ${RESOURCE}`)}`;
+  const r = await g.sh(script);
+  if (r.rc === 0) return;
+  // Under TCG a guest can stall past drbdadm's 5 s wait for drbdsetup (seen once in
+  // CI: "drbdsetup-84 new-resource r0 did not terminate within 5 seconds"). The
+  // half-made resource is taken down and the whole step tried once more; any
+  // other failure, or a second stall, is the error.
+  if (!DRBDSETUP_STALL.test(r.out)) throw g.failed(script, r);
+  await g.sh(drbdadm(`down ${RESOURCE}`));
+  await g.ok(script);
 }
 
 export async function down(g: Guest): Promise<void> {

@@ -175,8 +175,13 @@ export class Guest {
   /** Like sh(), but a non-zero exit is an error naming the node, the script and its output. */
   async ok(script: string, timeoutMs?: number): Promise<string> {
     const r = await this.sh(script, timeoutMs);
-    if (r.rc !== 0) throw new Error(`on ${this.name}: \`${script.trim()}\` exited ${r.rc}:\n${r.out.trim()}`);
+    if (r.rc !== 0) throw this.failed(script, r);
     return r.out;
+  }
+
+  /** The error for a script that exited non-zero: the node, the script and its output. */
+  failed(script: string, r: RunResult): Error {
+    return new Error(`on ${this.name}: \`${script.trim()}\` exited ${r.rc}:\n${r.out.trim()}`);
   }
 }
 
