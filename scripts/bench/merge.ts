@@ -24,7 +24,7 @@ const GiB = 2 ** 30;
 const mbps = (bytes: number, s: number): string => `${(bytes / s / 1e6).toFixed(0)} MB/s`;
 const pct = (x: number): string => `${(x * 100).toFixed(0)} %`;
 /** CLI merges (and copies) of the across-namespaces row: the share varies run to run on shared cores. */
-const RUNS = 5;
+const RUNS = 7;
 
 /** Runs the CLI to completion; wall time in seconds and peak RSS from /usr/bin/time when present. */
 export function timed(args: string[], pre: string[] = [], nodeArgs: string[] = []): { seconds: number; stdout: string; stderr: string; rssMiB: number | null } {
@@ -111,20 +111,23 @@ async function acrossNamespaces<T>(dir: string, tag: string, subnet: string, siz
  * included): every byte moved is read on one node and written on the other (copyExtents both
  * ways), read back there (a hashing read: the merge's memcmp costs more), sealed and opened
  * once (AES-256-GCM, the data streams' EVP calls) and sent once across the namespaces (native
- * sender and receiver, no protocol). Plus the start of one Node process, which the merge's
- * client pays before its first line runs (the agent is already up).
+ * sender and receiver, no protocol). Plus one start of the CLI (Node and the CLI's modules,
+ * `--version`), which the merge's client pays before its first line runs (the agent is
+ * already up), and which the copy it is measured against pays once per direction.
  */
 interface Floor {
   disk: number;
   back: number;
   cipher: number;
   socket: number;
+  /** Seconds from spawn to exit of `drbd-bisync --version` (Node, the CLI's modules), and of bare `node -e 0`. */
+  cliStart: number;
   nodeStart: number;
   cores: number;
 }
 const floorPerGiB = (f: Floor): number => f.disk + f.back + f.cipher + f.socket;
-/** The least wall time a merge moving `bytes` could take here: Node's start, then the floor's work on every core at once. */
-const bestMerge = (f: Floor, bytes: number): number => f.nodeStart + (floorPerGiB(f) * bytes) / GiB / f.cores;
+/** The least wall time a merge moving `bytes` could take here: the CLI's start, then the floor's work on every core at once. */
+const bestMerge = (f: Floor, bytes: number): number => f.cliStart + (floorPerGiB(f) * bytes) / GiB / f.cores;
 
 async function busyOver(work: () => Promise<unknown>): Promise<number> {
   const b = systemBusySeconds();
@@ -159,8 +162,11 @@ async function measureFloor(local: string, peer: string, a: Extent[], b: Extent[
   } finally {
     server.proc.kill('SIGKILL');
   }
-  const starts = [0, 1, 2].map(() => timedRaw(['ip', 'netns', 'exec', net.a.ns, process.execPath, '-e', '0']));
-  return { disk: disk / g, back: back / g, cipher: (c.seal + c.open) / g, socket: socket / g, nodeStart: median(starts), cores: os.availableParallelism() };
+  const start = (args: string[]): number => median([0, 1, 2, 3, 4].map(() => timedRaw(['ip', 'netns', 'exec', net.a.ns, process.execPath, ...args])));
+  return {
+    disk: disk / g, back: back / g, cipher: (c.seal + c.open) / g, socket: socket / g,
+    cliStart: start([CLI, '--version']), nodeStart: start(['-e', '0']), cores: os.availableParallelism(),
+  };
 }
 
 function timedRaw(cmd: string[]): number {
@@ -211,7 +217,7 @@ function shareOfCopy(dir: string, o: { tag: string; subnet: string; size: number
           area: 'merge',
           measure: `merge ${size} scattered, ${o.size / GiB} GiB devices, across netns (CLI, ${defaultStreams(os.availableParallelism())} data streams), median of ${o.repeat} (share of copy: min-max)`,
           ours: `${mbps(moving, mid.seconds)} (${mid.seconds.toFixed(2)} s, ${pct(mid.share)} of copy; ${pct(byShare[0].share)}-${pct(byShare[o.repeat - 1].share)})`,
-          limit: `copy same extents on one host: ${mbps(moving, mid.copy)} (${mid.copy.toFixed(2)} s; runs ${mbps(moving, copies[o.repeat - 1])}-${mbps(moving, copies[0])}); best merge here ${best.toFixed(2)} s = ${pct(median(copies) / best)} of the median copy (${median(copies).toFixed(2)} s)`,
+          limit: `copy same extents on one host: ${mbps(moving, mid.copy)} (${mid.copy.toFixed(2)} s; runs ${mbps(moving, copies[o.repeat - 1])}-${mbps(moving, copies[0])}); best merge here ${best.toFixed(2)} s (CLI start + floor) = ${pct(median(copies) / best)} of the median copy (${median(copies).toFixed(2)} s); the median merge took ${(mid.seconds / best).toFixed(2)} × the best`,
           target: '>= 70 % of copy',
           met: mid.share >= 0.7,
         },
@@ -227,9 +233,9 @@ function floorRow(f: Floor): BenchRow {
   const x = (v: number): string => v.toFixed(2);
   return {
     area: 'merge',
-    measure: 'floor of a merge, core-s per GiB moved, whole machine: disk read + write | read back | AES-256-GCM seal + open | TCP across netns; Node start',
+    measure: 'floor of a merge, core-s per GiB moved, whole machine: disk read + write | read back | AES-256-GCM seal + open | TCP across netns; CLI start (of which Node alone)',
     ours: '-',
-    limit: `${x(f.disk)} | ${x(f.back)} | ${x(f.cipher)} | ${x(f.socket)} = ${x(floorPerGiB(f))} core-s per GiB on ${f.cores} cores; ${f.nodeStart.toFixed(2)} s`,
+    limit: `${x(f.disk)} | ${x(f.back)} | ${x(f.cipher)} | ${x(f.socket)} = ${x(floorPerGiB(f))} core-s per GiB on ${f.cores} cores; ${f.cliStart.toFixed(2)} s (${f.nodeStart.toFixed(2)} s)`,
     target: '-',
     met: null,
   };
