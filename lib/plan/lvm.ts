@@ -443,9 +443,12 @@ export async function planLvm(input: LvmPlanInput, ctx: LvmPlanContext, res: Lvm
     unallocatedBytes: { local: totalBytes(att.local.free) + totalBytes(att.local.overridden), peer: totalBytes(att.peer.free) + totalBytes(att.peer.overridden) },
   };
   for (const k of ['toPeer', 'toLocal', 'identical', 'conflicts', 'forcedToPeer', 'forcedToLocal'] as const) out[k] = normalize(out[k]);
-  // A block overwritten with archive is not also a plain move.
-  out.toPeer = [...subtract(out.toPeer, out.forcedToLocal)];
-  out.toLocal = [...subtract(out.toLocal, out.forcedToPeer)];
+  // A block overwritten with archive is not also a plain move, in either direction: the
+  // plain lanes run first, so a block in both would be overwritten before it is archived
+  // (same direction), or sent one way while the other side's bytes come back (opposite).
+  const forced = normalize([...out.forcedToPeer, ...out.forcedToLocal]);
+  out.toPeer = [...subtract(out.toPeer, forced)];
+  out.toLocal = [...subtract(out.toLocal, forced)];
   return out;
 }
 

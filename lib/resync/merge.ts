@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { resolve as resolvePath } from 'node:path';
 import { BisyncError, ErrorCode } from '../device/errors';
-import { Extent, batches, end, normalize, subtract, totalBytes, union } from '../device/extent';
+import { Extent, batches, end, intersect, normalize, subtract, totalBytes, union } from '../device/extent';
 import { formatUuid } from '../drbd';
 import type { MetadataReport } from '../drbd/types';
 import type { LvmDoc, LvmResolutions } from '../plan/lvm';
@@ -112,6 +112,7 @@ export class Merge extends EventEmitter {
       signal: this.opts.signal,
       onProgress: (_phase, done, total) => this.emit('progress', { phase: 'plan', doneBytes: done, totalBytes: total }),
     });
+    checkDisjointLanes(p);
     if (journal) {
       this.checkSameMerge(journal, p);
       this.restartIfWritten(journal, p);
@@ -568,6 +569,22 @@ function mergeIdentity(s: JournalState, p: Plan): MergeIdentity {
 }
 
 /** Extents at or above offset `below` (the part of a lane not yet done). */
+/**
+ * Every block is in at most one lane: the plain lanes run before the archived ones, so a
+ * block in two would be overwritten before it is archived, or sent both ways. A plan that
+ * breaks this is a bug; it stops the merge before anything is written.
+ */
+function checkDisjointLanes(p: Plan): void {
+  const lanes = { toPeer: p.toPeer, toLocal: p.toLocal, conflicts: p.conflicts, forcedToPeer: p.forcedToPeer, forcedToLocal: p.forcedToLocal };
+  const names = Object.keys(lanes) as Array<keyof typeof lanes>;
+  for (let i = 0; i < names.length; i++) {
+    for (let k = i + 1; k < names.length; k++) {
+      const [both] = intersect(normalize([...lanes[names[i]]]), normalize([...lanes[names[k]]]));
+      if (both) throw new Error(`internal error: the plan puts ${both[1]} bytes at offset ${both[0]} in both ${names[i]} and ${names[k]}; nothing was written`);
+    }
+  }
+}
+
 export function clipBelow(extents: Extent[], below: number): Extent[] {
   if (below <= 0) return extents;
   const out: Extent[] = [];

@@ -248,4 +248,22 @@ describe('LVM plan: metadata', () => {
     assert.deepEqual(r.toPeer, [[10 * MiB, BS]]);
     assert.deepEqual([...subtract(r.toLocal, [])], []);
   });
+
+  it('a block both wrote in the loser\'s dropped LV is only an archived overwrite, never a plain move first (either winner)', async () => {
+    // Both nodes created an LV in the same free extents and wrote the same block there: the
+    // plain lane runs before the archived one, so a block in both would reach the archive
+    // already overwritten and the loser's bytes would be lost.
+    const lc: Extent[] = [[4096, 8 * BS], [10 * MiB, 2 * BS]];
+    const pc: Extent[] = [[4096, 8 * BS], [10 * MiB + BS, 2 * BS]];
+    const lvs = { local: [A, D], peer: [A, E] };
+    for (const [winner, loser] of [['local', 'vmE'], ['peer', 'vmD']] as const) {
+      const { r } = await run(lvs, lc, pc, { cmp: changed('both'), res: { vgMetadataWinner: winner, dropLvs: [loser] } });
+      assert.deepEqual(r.blockers, [], winner);
+      const plain = [...r.toPeer, ...r.toLocal].sort((x, y) => x[0] - y[0]);
+      const forced = [...r.forcedToPeer, ...r.forcedToLocal].sort((x, y) => x[0] - y[0]);
+      assert.deepEqual([...intersect(plain, forced)], [], `${winner}: plain ${JSON.stringify(plain)} forced ${JSON.stringify(forced)}`);
+      const into = winner === 'local' ? r.forcedToPeer : r.forcedToLocal;
+      assert.deepEqual([...intersect(into, [[10 * MiB + BS, BS]])], [[10 * MiB + BS, BS]], `${winner}: the block both wrote is archived on the loser`);
+    }
+  });
 });
