@@ -138,9 +138,23 @@ export class Merge extends EventEmitter {
       j.state.archive = this.opts.archive ?? null;
       j.save();
     } else if (j.state.archive && this.opts.archive && resolvePath(j.state.archive) !== resolvePath(this.opts.archive)) {
-      this.emit('log', `blocks overwritten before the interruption are archived in ${j.state.archive}, the rest in ${this.opts.archive}`);
+      // A batch cut short is archived again on the rerun, from blocks that already hold the
+      // winner's bytes: restore keeps the earliest entry of a block, which works in one folder only.
+      throw new BisyncError(ErrorCode.REFUSED, `this merge archives into ${j.state.archive} (its journal says so), not ${this.opts.archive}: nothing was written in this run`,
+        { hint: `run it again with --archive ${j.state.archive}` });
     }
+    // Opened (and created) before any write: a folder that cannot be used stops the merge while nothing has changed.
+    const archived = p.conflicts.length || p.forcedToPeer.length || p.forcedToLocal.length;
+    const archive = archived ? Archive.open(this.opts.archive!) : undefined;
+    try {
+      return await this.transferAll(p, j, report, policy, archive);
+    } finally {
+      archive?.close();
+    }
+  }
 
+  /** The transfer lanes, verification and finalize of run(); `archive` is open when any lane archives. */
+  private async transferAll(p: Plan, j: Journal, report: MergeReport, policy: ConflictPolicy | 'none', archive: Archive | undefined): Promise<MergeReport> {
     // Both directions at once: the link and both disks are full duplex. A
     // failing lane stops the other, so nothing runs on after run() rejects.
     const stop = new AbortController();
@@ -159,27 +173,22 @@ export class Merge extends EventEmitter {
     const failed = lanes.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
     if (failed.length) throw this.onlineHint(failed.find((e) => !isLinkLoss(e)) ?? failed[0]);
     [report.movedToPeerBytes, report.movedToLocalBytes] = lanes.map((r) => (r as PromiseFulfilledResult<number>).value);
-    if (p.conflicts.length || p.forcedToPeer.length || p.forcedToLocal.length) {
+    if (archive) {
       this.identity = mergeIdentity(j.state, p);
-      const archive = Archive.open(this.opts.archive!);
-      try {
-        // What an LVM resolution decided first: it never overlaps the per-block conflicts.
-        const r = report.lvmResolution;
-        r.toPeerBytes = p.forcedToPeerBytes;
-        r.toLocalBytes = p.forcedToLocalBytes;
-        // Online, this node's winners reach the peer through DRBD: only the peer's side is archived.
-        r.archivedBytes += online ? await this.archiveOnly(p, p.forcedToPeer, archive)
-          : await this.transfer('forcedToPeer', p.forcedToPeer, this.local, this.peer, j, this.opts.signal, { archive, source: this.loser(p, 'peer') });
-        r.archivedBytes += await this.transfer('forcedToLocal', p.forcedToLocal, this.peer, this.local, j, this.opts.signal, { archive, source: this.loser(p, 'local') });
-        if (p.conflicts.length) {
-          const winnerIsLocal = policy === 'prefer-local';
-          report.conflictResolution.archivedBytes = online && winnerIsLocal ? await this.archiveOnly(p, p.conflicts, archive)
-            : await this.transfer('conflicts', p.conflicts,
-              winnerIsLocal ? this.local : this.peer, winnerIsLocal ? this.peer : this.local, j, this.opts.signal, { archive, source: this.loser(p, winnerIsLocal ? 'peer' : 'local') });
-          report.conflictResolution.bytes = totalBytes(p.conflicts);
-        }
-      } finally {
-        archive.close();
+      // What an LVM resolution decided first: it never overlaps the per-block conflicts.
+      const r = report.lvmResolution;
+      r.toPeerBytes = p.forcedToPeerBytes;
+      r.toLocalBytes = p.forcedToLocalBytes;
+      // Online, this node's winners reach the peer through DRBD: only the peer's side is archived.
+      r.archivedBytes += online ? await this.archiveOnly(p, p.forcedToPeer, archive)
+        : await this.transfer('forcedToPeer', p.forcedToPeer, this.local, this.peer, j, this.opts.signal, { archive, source: this.loser(p, 'peer') });
+      r.archivedBytes += await this.transfer('forcedToLocal', p.forcedToLocal, this.peer, this.local, j, this.opts.signal, { archive, source: this.loser(p, 'local') });
+      if (p.conflicts.length) {
+        const winnerIsLocal = policy === 'prefer-local';
+        report.conflictResolution.archivedBytes = online && winnerIsLocal ? await this.archiveOnly(p, p.conflicts, archive)
+          : await this.transfer('conflicts', p.conflicts,
+            winnerIsLocal ? this.local : this.peer, winnerIsLocal ? this.peer : this.local, j, this.opts.signal, { archive, source: this.loser(p, winnerIsLocal ? 'peer' : 'local') });
+        report.conflictResolution.bytes = totalBytes(p.conflicts);
       }
     }
     await Promise.all([this.local.flush(), this.peer.flush()]);

@@ -274,6 +274,39 @@ describe('merge (two devices on one host)', function () {
     assertFinalized(p);
   });
 
+  it('an --archive that cannot be a folder stops the merge before either device is written', async () => {
+    const a = randomRanges(SIZE / 2, 8, 8);
+    p = await setupPair(SIZE, splitBrainStates(a, [...union(a.slice(0, 3), randomRanges(SIZE / 2, 4, 4, a))]));
+    const notDir = path.join(p.dir, 'a-file');
+    fs.writeFileSync(notDir, 'x');
+    const r = cli(['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--journal', path.join(p.dir, 'j.json'), '--on-conflict', 'prefer-peer', '--archive', notDir]);
+    assert.equal(r.status, 2, r.stdout);
+    assert.match(r.stderr, /ENOTDIR|EEXIST/);
+    assert.ok(readAll(p.local).equals(p.before.localFile), 'local device unchanged');
+    assert.ok(readAll(p.peer).equals(p.before.peerFile), 'peer device unchanged');
+  });
+
+  it('refuses to resume into another archive folder than the one its journal names, and resumes into that one', async () => {
+    const a = randomRanges(SIZE / 2, 10, 4);
+    p = await setupPair(SIZE, splitBrainStates(a, a));
+    const archive = path.join(p.dir, 'archive');
+    const base = ['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--journal', path.join(p.dir, 'j.json'), '--on-conflict', 'prefer-local'];
+    const killed = cli([...base, '--archive', archive], { env: { DRBD_BISYNC_FAILPOINT: 'mid-transfer' } });
+    assert.equal(killed.signal, 'SIGKILL', killed.stderr);
+    const [l, r] = [readAll(p.local), readAll(p.peer)];
+    const other = cli([...base, '--archive', path.join(p.dir, 'other')]);
+    assert.equal(other.status, 1, other.stdout);
+    assert.match(other.stderr, /archives into .*archive.*--archive .*archive/s);
+    assert.ok(readAll(p.local).equals(l) && readAll(p.peer).equals(r), 'nothing written by the refused run');
+    const again = cli([...base, '--archive', archive]);
+    assert.equal(again.status, 0, again.stderr);
+    assertData(p, p.before.local);
+    assertFinalized(p);
+    assert.equal(cli(['restore-archive', '--archive', archive, '--device', p.peer, '--yes']).status, 0);
+    const restored = readRange(p.peer, 0, p.dataSize);
+    for (const [off, len] of a) assert.ok(restored.subarray(off, off + len).equals(p.before.peer.subarray(off, off + len)), `peer's own bytes back at ${off}`);
+  });
+
   it('refuses a journal left in its finalize phase by another merge, writing nothing', async () => {
     p = await setupPair(SIZE, splitBrainStates(randomRanges(SIZE / 2, 4, 4), []));
     const args = ['merge', '--device', p.local, '--peer-device', p.peer, '--yes', '--journal', path.join(p.dir, 'j.json')];
