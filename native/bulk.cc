@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <vector>
 
@@ -291,9 +292,11 @@ struct Device {
   int fd;
   std::string path;
   std::vector<Extent> x;
+  // Saturates instead of wrapping: a sum past 2^64 must not pass a size check as a small one.
   uint64_t Total() const {
     uint64_t t = 0;
-    for (const Extent& e : x) t += e.len;
+    for (const Extent& e : x)
+      if (__builtin_add_overflow(t, e.len, &t)) return UINT64_MAX;
     return t;
   }
 };
@@ -332,9 +335,14 @@ class Call : public Op {
     tsfn_ = Tsfn::New(env, name, 0, 1);
     // Done() deletes this call, maybe before BlockingCall returns: keep the tsfn on the stack.
     std::thread([this, tsfn = tsfn_] {
-      ok_ = Run();
-      tsfn.BlockingCall(this);
-      tsfn.Release();
+      try {
+        ok_ = Run();
+      } catch (const std::bad_alloc&) {  // nothing may leave this thread: it would terminate the process
+        ok_ = Fail(ENOMEM, "bulk");
+      }
+      // napi_closing: the environment (a worker thread, say) is going away. Node's rules forbid
+      // touching the function again, and Done() will not run: the call is left behind.
+      if (tsfn.BlockingCall(this) == napi_ok) tsfn.Release();
     }).detach();
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
@@ -430,6 +438,10 @@ class RecvExtents : public Call {
   RecvExtents(Napi::Env env, const Record& r, Device d, bool verify, uint64_t records)
       : Call(env, r), d_(std::move(d)), verify_(verify), records_(records) {}
   bool Run() override {
+    // The same bound as the sender's, before the records are laid out: extents from the peer
+    // covering a whole large device would otherwise make millions of them.
+    const uint64_t total = d_.Total();
+    if (total > kMaxRecord) return Fail(EINVAL, "bulk recv", "batch of " + std::to_string(total) + " bytes exceeds 1 GiB");
     std::vector<Device> recs = Records(d_);
     if (!CountsMatch(recs.size(), records_)) return false;
     PooledBuffer buf, plain, back;

@@ -252,7 +252,8 @@ Napi::Value GatherScatter(const Napi::CallbackInfo& info, bool write) {
   auto buf = info[3].As<Napi::Buffer<uint8_t>>();
   std::vector<Extent> x = ArgExtents(info, 2);
   uint64_t total = 0;
-  for (const Extent& e : x) total += e.len;
+  for (const Extent& e : x)
+    if (__builtin_add_overflow(total, e.len, &total)) total = UINT64_MAX;  // a wrapped sum could match a small buffer
   if (total != buf.Length())  // the TS layer checks; this keeps memory safe
     throw Napi::RangeError::New(info.Env(), "extents cover " + std::to_string(total) + " bytes but the buffer holds " +
                                                 std::to_string(buf.Length()));

@@ -90,6 +90,24 @@ describe('native arguments: no unchecked double → integer casts', () => {
     throwsLike(() => bulk.recvExtents(0, key, 0, 1, fd, file, ext(0, 4096), false, 0.5), RangeError, /records \(argument 8\) must be an integer/);
   });
 
+  it('a length sum past 2^64 is not taken for the small number it wraps to', async () => {
+    // 2048 lengths of 2^53 sum to 2^64: wrapped, with one more 4 KiB the sum would match a 4 KiB buffer.
+    const huge = new Float64Array(2 * 2049);
+    for (let i = 0; i < 2048; i++) huge[2 * i + 1] = 2 ** 53;
+    huge[2 * 2048 + 1] = 4096;
+    await rejects(() => native.gather(fd, file, huge, Buffer.alloc(4096)), RangeError, /extents cover 18446744073709551615 bytes but the buffer holds 4096/);
+  });
+
+  it('recvExtents refuses a batch over 1 GiB before laying out its records, as sendExtents does', async () => {
+    const bulk = (native as unknown as { bulk: Record<'recvExtents', (...a: unknown[]) => Promise<unknown>> }).bulk;
+    // The socket (0) is never touched: the size is checked first.
+    await assert.rejects(bulk.recvExtents(0, Buffer.alloc(32), 0, 1, fd, file, ext(0, 2 ** 31), false, 1), (e: NodeJS.ErrnoException) => {
+      assert.match(e.message, /batch of 2147483648 bytes exceeds 1 GiB/);
+      assert.equal(e.code, 'EINVAL');
+      return true;
+    });
+  });
+
   it('still accepts valid integers up to the device end', async () => {
     const h = await native.hash(fd, file, ext(0, 4096, (1 << 20) - 4096, 4096), 4096);
     assert.equal(h.digests.length, 32);
