@@ -115,7 +115,7 @@ export async function run(json: boolean, body: () => Promise<number>, refusalsEx
     process.exitCode = await body();
   } catch (e) {
     reportError(e, json);
-    const refused = refusalsExit1 && e instanceof BisyncError && REFUSALS.has(e.code);
+    const refused = refusalsExit1 && e instanceof BisyncError && (REFUSALS.has(e.code) || e.refusal === true);
     process.exitCode = refused ? Exit.REFUSED : Exit.ERROR;
   }
 }

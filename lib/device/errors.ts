@@ -20,12 +20,15 @@ export class BisyncError extends Error {
   readonly code: ErrorCodeValue;
   /** A next step for the operator, printed by the CLI under the message. */
   readonly hint?: string;
+  /** Refused on purpose with nothing changed (the CLI exits 1), though the code is not ERR_REFUSED: a protocol version the other node does not speak. */
+  readonly refusal?: boolean;
 
-  constructor(code: ErrorCodeValue, message: string, options?: { hint?: string; cause?: unknown }) {
+  constructor(code: ErrorCodeValue, message: string, options?: { hint?: string; cause?: unknown; refusal?: boolean }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'BisyncError';
     this.code = code;
     if (options?.hint) this.hint = options.hint;
+    if (options?.refusal) this.refusal = true;
   }
 }
 

@@ -89,7 +89,7 @@ export function versionMismatch(them: 'client' | 'agent', theirs: unknown, us: s
   const upgrade = older ? `upgrade drbd-bisync on ${them === 'client' ? 'the node running plan/merge' : 'the peer node (its `drbd-bisync serve`)'}` : `upgrade drbd-bisync on this node`;
   return new BisyncError(ErrorCode.PROTOCOL,
     `${label} speaks protocol ${String(theirs)}${older ? ' (an older drbd-bisync)' : ''}, ${us} speaks ${PROTOCOL_VERSION}: ${upgrade}`,
-    { hint: `${upgrade}: both nodes must run the same drbd-bisync version` });
+    { hint: `${upgrade}: both nodes must run the same drbd-bisync version`, refusal: true });
 }
 
 /** A request's JSON part: the method and its small arguments (extents and data go in the payload). */

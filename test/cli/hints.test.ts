@@ -4,6 +4,9 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { BisyncError, ErrorCode } from '../../lib/device/errors';
+import { run } from '../../lib/cli/output';
+import { versionMismatch } from '../../lib/transport/protocol';
 import { cli } from '../helpers/cli';
 import { requires, tmpDir } from '../helpers/env';
 
@@ -70,5 +73,27 @@ describe('cli: hints fit their errors', () => {
     const r = cli(['inspect', img]);
     assert.equal(r.status, 2);
     assert.deepEqual(hints(r.stderr), ['check the device and the meta-data placement (--meta-device, --meta-index, --flex)']);
+  });
+});
+
+describe('cli: exit codes of refusals', () => {
+  const exitOf = async (e: unknown, refusalsExit1: boolean): Promise<number | string | undefined> => {
+    const [saved, write] = [process.exitCode, process.stderr.write];
+    process.stderr.write = (() => true) as typeof process.stderr.write;
+    try {
+      await run(false, async () => {
+        throw e;
+      }, refusalsExit1);
+      return process.exitCode;
+    } finally {
+      process.stderr.write = write;
+      process.exitCode = saved;
+    }
+  };
+
+  it('a protocol version the other node does not speak exits 1 (refused, nothing changed), as the README\'s table says; a broken link stays 2', async () => {
+    assert.equal(await exitOf(versionMismatch('agent', 1, 'this client'), true), 1);
+    assert.equal(await exitOf(new BisyncError(ErrorCode.PROTOCOL, 'connection to peer lost'), true), 2);
+    assert.equal(await exitOf(versionMismatch('agent', 1, 'this client'), false), 2, 'commands without refusals exit 2');
   });
 });

@@ -385,7 +385,11 @@ describe('transport: agent and RemoteEndpoint over TLS-PSK', function () {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
       const port = (server.address() as { port: number }).port;
-      await assert.rejects(connectPeer({ host: '127.0.0.1', port, psk: PSK }), new RegExp(`peer 127.0.0.1:\\d+ speaks protocol 1 \\(an older drbd-bisync\\), this client speaks ${PROTOCOL_VERSION}: upgrade drbd-bisync on the peer node`));
+      await assert.rejects(connectPeer({ host: '127.0.0.1', port, psk: PSK }), (e: BisyncError) => {
+        assert.match(e.message, new RegExp(`peer 127.0.0.1:\\d+ speaks protocol 1 \\(an older drbd-bisync\\), this client speaks ${PROTOCOL_VERSION}: upgrade drbd-bisync on the peer node`));
+        assert.equal(e.refusal, true, 'a refusal: the CLI exits 1, nothing was changed');
+        return true;
+      });
     } finally {
       server.close();
     }
