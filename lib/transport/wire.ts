@@ -17,8 +17,8 @@
 import { BisyncError, ErrorCode } from '../device/errors';
 import { native } from '../native/binding';
 
-/** 2: the lvm and lvmVersion calls. */
-export const PROTOCOL_VERSION = 2;
+/** 2: the lvm and lvmVersion calls; 3: data streams carry a batch as several records (ALPN drbd-bisync-bulk/2), which a version-2 node cannot read. */
+export const PROTOCOL_VERSION = 3;
 export const MAGIC = 0xb15c;
 export const HEADER_BYTES = 40;
 /** Largest JSON part a peer may send (extents travel in the payload, so JSON stays small). */
