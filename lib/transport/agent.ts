@@ -146,6 +146,9 @@ export class ResyncAgent extends EventEmitter {
       clearTimeout(timer);
       sock.off('error', onHandshakeError); // from here the session reports its own errors
       if (sock.alpnProtocol === BULK_ALPN) {
+        // Until the stream takes the socket over, a failure (the client gone while the last
+        // handshake bytes go out) surfaces in acceptStream, not as an unhandled 'error'.
+        sock.on('error', () => undefined);
         void this.acceptStream(sock, raw, remote);
         return;
       }
@@ -166,7 +169,8 @@ export class ResyncAgent extends EventEmitter {
    */
   private async acceptStream(sock: tls.TLSSocket, raw: net.Socket, remote: string): Promise<void> {
     let stream: BulkStream | null = null;
-    const timer = setTimeout(() => stream?.close(), this.opts.handshakeTimeoutMs ?? 10_000);
+    // Before adopt there is no stream to close: the socket goes, which ends quiesce too.
+    const timer = setTimeout(() => (stream ? stream.close() : sock.destroy()), this.opts.handshakeTimeoutMs ?? 10_000);
     timer.unref();
     try {
       await quiesce(sock, raw);

@@ -95,8 +95,10 @@ export function checkStreams(n: unknown): number {
  */
 export function quiesce(sock: tls.TLSSocket, raw: net.Socket): Promise<void> {
   (sock as unknown as { _handle?: { readStop?: () => void } })._handle?.readStop?.();
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const check = (): void => {
+      // Destroyed meanwhile (a handshake deadline, the peer gone): its queue would never drain.
+      if (sock.destroyed || raw.destroyed) return reject(new Error('the connection closed before its TLS handshake was handed over'));
       const pending = (raw as unknown as { _handle?: { writeQueueSize?: number } })._handle?.writeQueueSize ?? 0;
       if (pending === 0 && sock.writableLength === 0) resolve();
       else setTimeout(check, 1);

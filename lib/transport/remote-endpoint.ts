@@ -444,8 +444,14 @@ export async function openStream(o: ConnectPeerOptions, label: string, token: st
   const signal = AbortSignal.timeout(o.connectTimeoutMs ?? 15_000);
   const raw = await openTcp(o.host, o.port, label, signal);
   const sock = await startTls(raw, o, label, signal, BULK_ALPN);
-  await quiesce(sock, raw);
-  const stream = BulkStream.adopt(sock, raw, true, `${label} (data stream ${index})`);
+  let stream: BulkStream;
+  try {
+    await quiesce(sock, raw);
+    stream = BulkStream.adopt(sock, raw, true, `${label} (data stream ${index})`);
+  } catch (e) {
+    sock.destroy(); // its reading is stopped: left open, it would keep the process alive
+    throw e;
+  }
   const timer = setTimeout(() => stream.close(), o.connectTimeoutMs ?? 15_000);
   try {
     await stream.sendMessage(0, Buffer.from(JSON.stringify({ token, index })));

@@ -8,13 +8,14 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as tls from 'node:tls';
 import { BlockDevice } from '../../lib/device/block-device';
 import type { Extent } from '../../lib/device/extent';
 import { toFlat } from '../../lib/device/extent';
 import { native } from '../../lib/native/binding';
 import { LocalEndpoint } from '../../lib/resync/local-endpoint';
 import { ResyncAgent, connectPeer, transferExtents } from '../../lib/transport';
-import { Lane, RECORDS_PER_KEY } from '../../lib/transport/bulk';
+import { Lane, RECORDS_PER_KEY, quiesce } from '../../lib/transport/bulk';
 import { openStream } from '../../lib/transport/remote-endpoint';
 
 const PSK = randomBytes(32);
@@ -449,5 +450,17 @@ describe('transport: bulk data streams', function () {
       for (const n of [1, 3, 2]) await lane2.next(async (k, seq) => void other.push(seq), n);
       assert.deepEqual(other, seen.map(([, q]) => q));
     });
+  });
+});
+
+describe('transport: handing a data stream\'s socket over', () => {
+  it('quiesce gives up when the socket is destroyed under it (a handshake deadline) instead of polling forever', async () => {
+    const raw = new net.Socket();
+    const sock = new tls.TLSSocket(raw);
+    sock.on('error', () => undefined);
+    const waiting = quiesce(sock, raw);
+    sock.destroy();
+    raw.destroy();
+    await assert.rejects(waiting, /closed before its TLS handshake was handed over/);
   });
 });
