@@ -20,6 +20,8 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -630,6 +632,18 @@ Napi::Value Adopt(const Napi::CallbackInfo& info) {
     close(fd);
     throw MakeSystemError(info.Env(), e);
   }
+  // Blocking calls on a stream no longer see Node's idle timer (it watches the control
+  // connection only): a peer or path gone dead must still end them within about the 30 s
+  // the README promises. Data unacknowledged for 30 s fails the call (ETIMEDOUT); an idle
+  // stream is probed every 5 s after 10 s, four times. Best effort: not TCP (a socketpair
+  // in a test) keeps the defaults.
+  const int on = 1, idle = 10, intvl = 5, cnt = 4;
+  const unsigned user_timeout_ms = 30000;
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
   return Napi::Number::New(info.Env(), fd);
 }
 
