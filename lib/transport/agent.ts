@@ -345,7 +345,7 @@ class Session {
       case 'read':
         return { parts: [await ep.read(requestExtents(f, r))], compress: true };
       case 'write': {
-        const extents = requestExtents(f, r);
+        const extents = writeExtents(f, r);
         const data = f.payload.subarray(extents.length * 16);
         let total = 0;
         for (const e of extents) total += e[1];
@@ -386,11 +386,26 @@ class Session {
   private bulkCall(f: Frame, r: RequestJson): { device: BlockDevice; extents: Extent[]; bytes: number } {
     const device = deviceOf(this.endpoint);
     if (!device) throw protocolError(`${r.m}: this agent serves no device directly`);
-    const extents = requestExtents(f, r);
+    const extents = r.m === 'bulkWrite' ? writeExtents(f, r) : requestExtents(f, r);
     let bytes = 0;
     for (const e of extents) bytes += e[1];
     return { device, extents, bytes };
   }
+}
+
+/**
+ * Extents a write request names, apart from each other: a record's blocks are written
+ * together (AIO), so the order of the list would not decide which of two overlapping writes
+ * lands last. (Their order is free: apart, it changes nothing.)
+ */
+function writeExtents(f: Frame, r: RequestJson): Extent[] {
+  const extents = requestExtents(f, r);
+  const sorted = [...extents].sort((x, y) => x[0] - y[0]);
+  for (let i = 1; i < sorted.length; i++) {
+    const [prev, prevLen] = sorted[i - 1];
+    if (sorted[i][0] < prev + prevLen) throw protocolError(`${r.m}: extents to write overlap: [${prev}, ${prevLen}] and [${sorted[i][0]}, ${sorted[i][1]}]`);
+  }
+  return extents;
 }
 
 function requestExtents(f: Frame, r: RequestJson): Extent[] {
