@@ -294,13 +294,7 @@ struct Device {
   int fd;
   std::string path;
   std::vector<Extent> x;
-  // Saturates instead of wrapping: a sum past 2^64 must not pass a size check as a small one.
-  uint64_t Total() const {
-    uint64_t t = 0;
-    for (const Extent& e : x)
-      if (__builtin_add_overflow(t, e.len, &t)) return UINT64_MAX;
-    return t;
-  }
+  uint64_t Total() const { return TotalLen(x); }
 };
 
 // A batch's records: the extents cut, in order, into windows of at most kRecordBytes of data
@@ -350,6 +344,12 @@ class Call : public Op {
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
+  // A batch is at most 1 GiB, checked before its records are laid out: on the receiving
+  // side the extents come from the peer, and a whole large device would make millions.
+  bool BatchFits(const Device& d, const char* call) {
+    const uint64_t total = d.Total();
+    return total <= kMaxRecord || Fail(EINVAL, call, "batch of " + std::to_string(total) + " bytes exceeds 1 GiB");
+  }
   Call(Napi::Env env, const Record& r)
       : Op(r), deferred_(Napi::Promise::Deferred::New(env)) {}
   virtual bool Run() = 0;
@@ -390,8 +390,7 @@ class SendExtents : public Call {
   SendExtents(Napi::Env env, const Record& r, Device d, int level, uint64_t records)
       : Call(env, r), d_(std::move(d)), level_(level), records_(records) {}
   bool Run() override {
-    const uint64_t total = d_.Total();
-    if (total > kMaxRecord) return Fail(EINVAL, "bulk send", "batch of " + std::to_string(total) + " bytes exceeds 1 GiB");
+    if (!BatchFits(d_, "bulk send")) return false;
     std::vector<Device> recs = Records(d_);
     if (!CountsMatch(recs.size(), records_)) return false;
     PooledBuffer buf, z;
@@ -440,10 +439,7 @@ class RecvExtents : public Call {
   RecvExtents(Napi::Env env, const Record& r, Device d, bool verify, uint64_t records)
       : Call(env, r), d_(std::move(d)), verify_(verify), records_(records) {}
   bool Run() override {
-    // The same bound as the sender's, before the records are laid out: extents from the peer
-    // covering a whole large device would otherwise make millions of them.
-    const uint64_t total = d_.Total();
-    if (total > kMaxRecord) return Fail(EINVAL, "bulk recv", "batch of " + std::to_string(total) + " bytes exceeds 1 GiB");
+    if (!BatchFits(d_, "bulk recv")) return false;
     std::vector<Device> recs = Records(d_);
     if (!CountsMatch(recs.size(), records_)) return false;
     PooledBuffer buf, plain, back;

@@ -251,9 +251,7 @@ Napi::Value GatherScatter(const Napi::CallbackInfo& info, bool write) {
   if (!info[3].IsBuffer()) throw Napi::TypeError::New(info.Env(), "argument 3 must be a Buffer");
   auto buf = info[3].As<Napi::Buffer<uint8_t>>();
   std::vector<Extent> x = ArgExtents(info, 2);
-  uint64_t total = 0;
-  for (const Extent& e : x)
-    if (__builtin_add_overflow(total, e.len, &total)) total = UINT64_MAX;  // a wrapped sum could match a small buffer
+  const uint64_t total = TotalLen(x);
   if (total != buf.Length())  // the TS layer checks; this keeps memory safe
     throw Napi::RangeError::New(info.Env(), "extents cover " + std::to_string(total) + " bytes but the buffer holds " +
                                                 std::to_string(buf.Length()));

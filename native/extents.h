@@ -16,6 +16,15 @@ struct Extent {
   uint64_t off, len;
 };
 
+// The bytes the extents cover, saturating at UINT64_MAX instead of wrapping: a sum past 2^64
+// must not pass a size check as the small number it wraps to.
+inline uint64_t TotalLen(const std::vector<Extent>& x) {
+  uint64_t t = 0;
+  for (const Extent& e : x)
+    if (__builtin_add_overflow(t, e.len, &t)) return UINT64_MAX;
+  return t;
+}
+
 // Argument i as [offset, length] pairs from a Float64Array; every offset and
 // length is checked before the cast: a non-integer, negative or beyond-2^53
 // double (or an odd-length array) is a RangeError naming it.

@@ -577,22 +577,23 @@ function mergeIdentity(s: JournalState, p: Plan): MergeIdentity {
   return { id, startedAt: s.startedAt, local: { current: p.local.currentUuid, bitmap: p.local.bitmapUuid }, peer: { current: p.peer.currentUuid, bitmap: p.peer.bitmapUuid } };
 }
 
-/** Extents at or above offset `below` (the part of a lane not yet done). */
 /**
  * Every block is in at most one lane: the plain lanes run before the archived ones, so a
  * block in two would be overwritten before it is archived, or sent both ways. A plan that
  * breaks this is a bug; it stops the merge before anything is written.
  */
 function checkDisjointLanes(p: Plan): void {
-  const lanes = { toPeer: p.toPeer, toLocal: p.toLocal, conflicts: p.conflicts, forcedToPeer: p.forcedToPeer, forcedToLocal: p.forcedToLocal };
-  const names = Object.keys(lanes) as Array<keyof typeof lanes>;
+  const names = ['toPeer', 'toLocal', 'conflicts', 'forcedToPeer', 'forcedToLocal'] as const;
+  const lanes = names.map((n) => normalize(p[n]));
   for (let i = 0; i < names.length; i++) {
     for (let k = i + 1; k < names.length; k++) {
-      const [both] = intersect(normalize([...lanes[names[i]]]), normalize([...lanes[names[k]]]));
+      const [both] = intersect(lanes[i], lanes[k]);
       if (both) throw new Error(`internal error: the plan puts ${both[1]} bytes at offset ${both[0]} in both ${names[i]} and ${names[k]}; nothing was written`);
     }
   }
 }
+
+/** Extents at or above offset `below` (the part of a lane not yet done). */
 
 export function clipBelow(extents: Extent[], below: number): Extent[] {
   if (below <= 0) return extents;

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as tls from 'node:tls';
 import type { BlockDevice } from '../device/block-device';
 import { BisyncError, ErrorCode } from '../device/errors';
-import type { Extent } from '../device/extent';
+import { type Extent, totalBytes } from '../device/extent';
 import type { MetadataUpdate } from '../drbd/types';
 import { BULK_ALPN, BulkStream, deviceOf, quiesce, withStreams } from './bulk';
 import { FramedConnection, TransferStats } from './connection';
@@ -347,8 +347,7 @@ class Session {
       case 'write': {
         const extents = writeExtents(f, r);
         const data = f.payload.subarray(extents.length * 16);
-        let total = 0;
-        for (const e of extents) total += e[1];
+        const total = totalBytes(extents);
         if (data.length !== total) throw protocolError(`write carries ${data.length} bytes of data for extents covering ${total}`);
         await ep.write(extents, data);
         return {};
@@ -387,9 +386,7 @@ class Session {
     const device = deviceOf(this.endpoint);
     if (!device) throw protocolError(`${r.m}: this agent serves no device directly`);
     const extents = r.m === 'bulkWrite' ? writeExtents(f, r) : requestExtents(f, r);
-    let bytes = 0;
-    for (const e of extents) bytes += e[1];
-    return { device, extents, bytes };
+    return { device, extents, bytes: totalBytes(extents) };
   }
 }
 
